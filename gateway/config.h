@@ -1,0 +1,97 @@
+/*
+ * gateway/config.h — the configuration file: `key = value` lines, `#` comments, durations with units.
+ *
+ * The keys are one declarative table in config.c (name, type, target, default, bounds, reloadable, a
+ * one-line reason). conf_load() parses a whole file into a new struct conf or reports every error it
+ * found as `FILE:LINE: message`; nothing is applied from a file with an error. Reload (SIGHUP) parses a
+ * new conf and the caller swaps it in only on success, keeping non-reloadable keys from the old one.
+ */
+#ifndef POLLGATE_GATEWAY_CONFIG_H
+#define POLLGATE_GATEWAY_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "policy/policy.h"
+
+/* One CIDR block: IPv4 blocks are stored as IPv4-mapped IPv6 (::ffff:a.b.c.d/96+n). */
+typedef struct conf_cidr {
+	uint8_t addr[16];
+	int prefix; /* 0..128, on the mapped form */
+} conf_cidr;
+
+typedef struct conf_cidr_list {
+	conf_cidr *items; /* owned */
+	size_t n;
+} conf_cidr_list;
+
+typedef struct conf {
+	char *path; /* owned; NULL for built-in defaults */
+
+	/* listen = ADDRESS:PORT ("127.0.0.1:8080", "[::1]:8080", "0.0.0.0:8080") */
+	char *listen;      /* owned: the text as written */
+	char *listen_host; /* owned: the address part, brackets removed */
+	int listen_port;
+
+	char *database; /* owned; "" means libpq defaults / PG* environment */
+	int db_pool_size;
+	int64_t db_connect_timeout_ms;
+	int64_t db_query_timeout_ms;
+	int64_t db_reconnect_min_ms;
+	int64_t db_reconnect_max_ms;
+	int64_t reread_batch_max;
+
+	int64_t default_wait_ms;
+	int64_t max_wait_ms;
+	int64_t header_timeout_ms;
+	int64_t max_header_size; /* bytes */
+	int64_t drain_timeout_ms;
+	int64_t retry_after_s; /* Retry-After on 503/429 */
+
+	char *auth_cookie; /* owned */
+	int64_t auth_cache_ttl_ms;
+	int64_t terminal_linger_ms;
+
+	conf_cidr_list metrics_allow;
+	conf_cidr_list trusted_proxies;
+
+	int64_t max_waiters;
+	int64_t max_waiters_per_principal;
+	int64_t max_waiters_per_client;
+
+	int log_level;  /* cm_log_level */
+	int log_format; /* cm_log_format */
+	char *log_file; /* owned; "" = stderr */
+
+	pol_config policy;
+} conf;
+
+/* A conf with every default. NULL on allocation failure. */
+conf *conf_new_defaults(void) __attribute__((warn_unused_result));
+
+/* Parse `path`. On success returns a new conf (caller owns) and *nerrors = 0. On any error returns
+ * NULL, writes every error as "PATH:LINE: message\n" to `errs` (may be NULL) and sets *nerrors. */
+conf *conf_load(const char *path, FILE *errs, int *nerrors) __attribute__((warn_unused_result));
+
+/* Same as conf_load, but from a string (for tests); `name` stands in for the path in messages. */
+conf *conf_load_string(const char *name, const char *text, FILE *errs, int *nerrors)
+	__attribute__((warn_unused_result));
+
+void conf_free(conf *c); /* conf_free(NULL) is a no-op */
+
+/* For reload: copies every non-reloadable key's value from `old` into `fresh`, calling `report` once for
+ * each such key whose value differs (so the caller can log "KEY changed; restart to apply"). */
+void conf_keep_static(conf *fresh, const conf *old, void (*report)(const char *key, void *arg), void *arg);
+
+/* Does any block of `list` contain the address? (AF_INET and AF_INET6 sockaddrs; false for others.) */
+bool conf_cidr_match(const conf_cidr_list *list, const struct sockaddr *sa);
+
+/* Parse one "ADDR/PREFIX" (or a bare address = full-length prefix) into *out. Returns 0 or -1. */
+int conf_cidr_parse(const char *s, conf_cidr *out) __attribute__((warn_unused_result));
+
+/* Write every key with its current value as "key = value" lines (for --print-config and tests). */
+void conf_dump(const conf *c, FILE *out);
+
+#endif

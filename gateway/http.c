@@ -1,0 +1,214 @@
+/*
+ * gateway/http.c — see http.h.
+ */
+#include "gateway/http.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "common/log.h"
+
+static const char RUNS_PREFIX[] = "/v1/runs/";
+static const char TENANTS_PREFIX[] = "/v1/tenants/";
+static const char PACK_SUFFIX[] = "/review-pack";
+
+const int gw_http_status_codes[GW_NSTATUS] = {200, 304, 400, 401, 404, 405, 429, 503, 0};
+
+int gw_http_status_index(int code)
+{
+	for (int i = 0; i < GW_NSTATUS - 1; i++)
+		if (gw_http_status_codes[i] == code) return i;
+	return GW_NSTATUS - 1;
+}
+
+const char *gw_http_route_name(gw_route r)
+{
+	static const char *const names[GW_NROUTES] = {"other", "healthz", "readyz", "metrics", "run", "review_pack"};
+	return (unsigned)r < GW_NROUTES ? names[r] : "other";
+}
+
+bool gw_http_parse_id(const char *s, size_t len, int64_t *out)
+{
+	int64_t v = 0;
+	if (len == 0 || len > 19 || s[0] == '0') return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9') return false;
+		int d = s[i] - '0';
+		if (v > (INT64_MAX - d) / 10) return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+gw_route gw_http_route(const char *path, int64_t *id)
+{
+	size_t n;
+	*id = 0;
+	if (path == NULL) return GW_ROUTE_NONE;
+	if (strcmp(path, "/healthz") == 0) return GW_ROUTE_HEALTHZ;
+	if (strcmp(path, "/readyz") == 0) return GW_ROUTE_READYZ;
+	if (strcmp(path, "/metrics") == 0) return GW_ROUTE_METRICS;
+	if (strncmp(path, RUNS_PREFIX, sizeof RUNS_PREFIX - 1) == 0) {
+		const char *s = path + sizeof RUNS_PREFIX - 1;
+		if (strchr(s, '/') != NULL) return GW_ROUTE_NONE;
+		if (!gw_http_parse_id(s, strlen(s), id)) *id = 0;
+		return GW_ROUTE_RUN;
+	}
+	if (strncmp(path, TENANTS_PREFIX, sizeof TENANTS_PREFIX - 1) == 0) {
+		const char *s = path + sizeof TENANTS_PREFIX - 1;
+		const char *slash = strchr(s, '/');
+		if (slash == NULL || strcmp(slash, PACK_SUFFIX) != 0) return GW_ROUTE_NONE;
+		n = (size_t)(slash - s);
+		if (!gw_http_parse_id(s, n, id)) *id = 0;
+		return GW_ROUTE_PACK;
+	}
+	return GW_ROUTE_NONE;
+}
+
+int gw_http_parse_wait(const char *s, int64_t max_ms, int64_t *ms)
+{
+	int64_t secs = 0;
+	bool big = false;
+	if (s == NULL || *s == '\0') return -1;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9') return -1;
+		if (!big) {
+			secs = secs * 10 + (*p - '0');
+			if (secs > max_ms / 1000 + 1) big = true;
+		}
+	}
+	int64_t v = big ? max_ms : secs * 1000;
+	*ms = v > max_ms ? max_ms : v;
+	return 0;
+}
+
+bool gw_http_prefer_wait(const char *prefer, int64_t *seconds)
+{
+	/* Prefer: respond-async, wait=10 ; preferences are comma-separated, parameters after ';'. */
+	const char *p = prefer;
+	if (p == NULL) return false;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',') p++;
+		if (strncasecmp(p, "wait", 4) == 0) {
+			const char *q = p + 4;
+			while (*q == ' ' || *q == '\t') q++;
+			if (*q == '=') {
+				q++;
+				while (*q == ' ' || *q == '\t') q++;
+				bool quoted = *q == '"';
+				if (quoted) q++;
+				int64_t v = 0;
+				const char *d = q;
+				while (*q >= '0' && *q <= '9') {
+					if (v < INT64_MAX / 100) v = v * 10 + (*q - '0');
+					q++;
+				}
+				if (quoted && *q == '"') q++;
+				while (*q == ' ' || *q == '\t') q++;
+				if (q > d && (*q == '\0' || *q == ',' || *q == ';')) {
+					*seconds = v;
+					return true;
+				}
+			}
+		}
+		const char *comma = strchr(p, ',');
+		if (comma == NULL) break;
+		p = comma + 1;
+	}
+	return false;
+}
+
+bool gw_http_inm_matches(const char *inm, const char *etag)
+{
+	size_t elen = strlen(etag);
+	const char *p = inm;
+	if (p == NULL) return false;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',') p++;
+		if (*p == '\0') break;
+		if (*p == '*') return true;
+		if (p[0] == 'W' && p[1] == '/') p += 2;
+		if (*p != '"') return false; /* malformed list: matches nothing */
+		const char *end = strchr(p + 1, '"');
+		if (end == NULL) return false;
+		size_t n = (size_t)(end - p + 1);
+		if (n == elen && memcmp(p, etag, n) == 0) return true;
+		p = end + 1;
+	}
+	return false;
+}
+
+void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const char *etag, const char *body,
+                   size_t len, unsigned flags)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *buf = NULL;
+	const char *reason = "OK";
+
+	switch (code) {
+	case 304: reason = "Not Modified"; break;
+	case 400: reason = "Bad Request"; break;
+	case 401: reason = "Unauthorized"; break;
+	case 404: reason = "Not Found"; break;
+	case 405: reason = "Method Not Allowed"; break;
+	case 429: reason = "Too Many Requests"; break;
+	case 503: reason = "Service Unavailable"; break;
+	default: break;
+	}
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (rid) evhttp_add_header(h, "X-Request-Id", rid);
+	if (etag) evhttp_add_header(h, "ETag", etag);
+	if (flags & GW_REPLY_CLOSE) evhttp_add_header(h, "Connection", "close");
+	if (code != 304 && body != NULL) {
+		evhttp_add_header(h, "Content-Type", "application/json");
+		buf = evbuffer_new();
+		if (buf == NULL || evbuffer_add(buf, body, len) != 0) {
+			/* Out of memory: an empty 503 is still an answer, and every request gets one. */
+			if (buf) evbuffer_free(buf);
+			buf = NULL;
+			code = 503;
+			reason = "Service Unavailable";
+		}
+	}
+	evhttp_send_reply(req, code, reason, buf);
+	if (buf) evbuffer_free(buf);
+}
+
+void gw_http_error(struct evhttp_request *req, const char *rid, gw_err err, const char *message,
+                   int64_t retry_after_s, unsigned flags)
+{
+	const char *code = "not_found", *msg = "The requested resource does not exist.";
+	char body[512];
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+	switch (err) {
+	case GW_ERR_BAD_REQUEST: code = "bad_request"; msg = "The request is malformed."; break;
+	case GW_ERR_UNAUTHORIZED:
+		code = "unauthorized";
+		msg = "A valid bearer token or session cookie is required.";
+		evhttp_add_header(h, "WWW-Authenticate", "Bearer");
+		break;
+	case GW_ERR_NOT_FOUND: break;
+	case GW_ERR_METHOD:
+		code = "method_not_allowed";
+		msg = "Only GET and HEAD are allowed on this resource.";
+		evhttp_add_header(h, "Allow", "GET, HEAD");
+		break;
+	case GW_ERR_TOO_MANY: code = "too_many_waiters"; msg = "Too many requests are waiting; retry later."; break;
+	case GW_ERR_UNAVAILABLE: code = "unavailable"; msg = "The service is temporarily unavailable; retry later."; break;
+	}
+	if (message) msg = message;
+	if (retry_after_s > 0) {
+		char ra[24];
+		snprintf(ra, sizeof ra, "%lld", (long long)retry_after_s);
+		evhttp_add_header(h, "Retry-After", ra);
+	}
+	/* code and msg are fixed ASCII sentences without quotes or backslashes: no escaping needed. */
+	int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
+	gw_http_reply(req, rid, (int)err, NULL, body, (size_t)n, flags);
+}

@@ -1,0 +1,75 @@
+/*
+ * gateway/http.h — the HTTP vocabulary of pollgate: routes, ids, long-poll parameters, conditional
+ * requests, and the one function every answer goes through.
+ *
+ * The parsing functions are pure (unit-tested on their own). gw_http_reply() is the only place that
+ * writes a response, so every answer carries the same headers (Cache-Control: no-store, X-Request-Id,
+ * Content-Type when there is a body) and every 404 is byte-identical whatever its reason.
+ */
+#ifndef POLLGATE_GATEWAY_HTTP_H
+#define POLLGATE_GATEWAY_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evhttp_request;
+
+typedef enum {
+	GW_ROUTE_NONE = 0,
+	GW_ROUTE_HEALTHZ,
+	GW_ROUTE_READYZ,
+	GW_ROUTE_METRICS,
+	GW_ROUTE_RUN,  /* /v1/runs/{id} */
+	GW_ROUTE_PACK, /* /v1/tenants/{id}/review-pack */
+} gw_route;
+
+/* Match a request path (without query). For the resource routes *id is the id, or 0 when the id is not
+ * a positive 64-bit decimal integer (answered exactly like a missing resource). */
+gw_route gw_http_route(const char *path, int64_t *id);
+
+/* A canonical positive decimal int64 ("1".."9223372036854775807", no sign, no leading zero)? */
+bool gw_http_parse_id(const char *s, size_t len, int64_t *out);
+
+/* ?wait=: a non-negative decimal integer of seconds, capped at max_ms. Returns 0 with *ms set, or -1
+ * when it is not such an integer (400). Huge values saturate to the cap. */
+int gw_http_parse_wait(const char *s, int64_t max_ms, int64_t *ms);
+
+/* RFC 7240 Prefer: find a "wait=<seconds>" preference; returns true and sets *seconds when present and
+ * readable. Anything it cannot read is ignored (false). */
+bool gw_http_prefer_wait(const char *prefer, int64_t *seconds);
+
+/* If-None-Match against the current strong ETag (quoted): true when the list holds it (weak comparison,
+ * as RFC 9110 asks for If-None-Match) or is "*". */
+bool gw_http_inm_matches(const char *inm, const char *etag);
+
+/* Status codes counted in metrics, and the index of one (the last slot is "other"). */
+#define GW_NSTATUS 9
+extern const int gw_http_status_codes[GW_NSTATUS]; /* 200 304 400 401 404 405 429 503 0 */
+int gw_http_status_index(int code);
+#define GW_NROUTES 6
+const char *gw_http_route_name(gw_route r);
+
+/* Error codes of api.md. */
+typedef enum {
+	GW_ERR_BAD_REQUEST = 400,
+	GW_ERR_UNAUTHORIZED = 401,
+	GW_ERR_NOT_FOUND = 404,
+	GW_ERR_METHOD = 405,
+	GW_ERR_TOO_MANY = 429,
+	GW_ERR_UNAVAILABLE = 503,
+} gw_err;
+
+#define GW_REPLY_CLOSE 1u /* add Connection: close */
+
+/* Send one answer. `etag` (quoted) may be NULL; body may be NULL for none (always none for 304).
+ * Takes nothing; copies the body. */
+void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const char *etag, const char *body,
+                   size_t len, unsigned flags);
+
+/* Send the JSON error shape for `err`. `message` overrides the standard sentence (400 uses it to say
+ * what was wrong; never pass database or internal text). retry_after_s > 0 adds Retry-After. */
+void gw_http_error(struct evhttp_request *req, const char *rid, gw_err err, const char *message,
+                   int64_t retry_after_s, unsigned flags);
+
+#endif

@@ -1,0 +1,365 @@
+/*
+ * gateway/main.c — the pollgate process: arguments, start-up, signals, reload and drain.
+ *
+ * One event loop runs everything. All runtime state hangs off one struct app (no file-scope state), so
+ * a future worker process is just another app. Signals arrive through the loop (evsignal), never in a raw
+ * handler: SIGHUP reloads the config (a bad file is reported and the old config kept) and reopens the
+ * log; SIGTERM/SIGINT drain — stop accepting, answer every held request with its current answer and
+ * Connection: close, wait for the answers to be written (at most drain_timeout), exit 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "common/hmap.h"
+#include "common/log.h"
+#include "db/listen.h"
+#include "db/pool.h"
+#include "gateway/config.h"
+#include "gateway/server.h"
+#include "gateway/watch.h"
+
+#ifndef POLLGATE_VERSION
+#define POLLGATE_VERSION "dev"
+#endif
+
+typedef struct app {
+	const char *conf_path;
+	conf *cfg;
+	struct event_base *base;
+	db_pool *pool;
+	db_listen *listen;
+	gw_registry *reg;
+	gw_server *srv;
+	struct event *sig_hup, *sig_term, *sig_int, *drain_tick;
+	int64_t drain_started_ms;
+	bool draining;
+	bool aborted;
+	int exit_code;
+} app;
+
+static const char *const channels[] = {"pollgate_run", "pollgate_review_pack", "pollgate_access"};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: pollgate [-c FILE] [--check-config] [--version]\n"
+	        "  -c, --config FILE   configuration file (see conf/pollgate.conf); defaults when omitted\n"
+	        "      --check-config  validate the configuration, print each error as FILE:LINE: message\n"
+	        "      --print-config  print every key with its effective value\n"
+	        "  -V, --version       print the version\n"
+	        "  -h, --help          this text\n");
+}
+
+static int64_t now_ms(const app *a)
+{
+	struct timeval tv;
+	event_base_gettimeofday_cached(a->base, &tv);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ---- database hooks ---- */
+
+static void on_pool_change(void *arg)
+{
+	app *a = arg;
+	if (a->reg) gw_reg_pool_changed(a->reg);
+}
+
+static bool parse_payload_id(const char *s, int64_t *id)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v <= 0) return false;
+	*id = (int64_t)v;
+	return true;
+}
+
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+	app *a = arg;
+	int64_t id;
+	if (strcmp(channel, "pollgate_access") == 0) {
+		if (strcmp(payload, "*") == 0) gw_reg_notify_access(a->reg, -1);
+		else if (parse_payload_id(payload, &id)) gw_reg_notify_access(a->reg, id);
+		else log_warn("ignored notification channel=%s reason=\"payload is not a user id\"", channel);
+		return;
+	}
+	gw_kind kind = strcmp(channel, "pollgate_run") == 0 ? GW_RUN : GW_PACK;
+	/* The payload is only a hint of which resource to read again; nothing in it is ever served. */
+	if (parse_payload_id(payload, &id)) gw_reg_notify(a->reg, kind, id);
+	else log_warn("ignored notification channel=%s reason=\"payload is not an id\"", channel);
+}
+
+static void on_listen_up(void *arg)
+{
+	app *a = arg;
+	log_info("listen session up channels=%d", (int)(sizeof channels / sizeof channels[0]));
+	gw_reg_listen_up(a->reg);
+}
+
+static void on_listen_down(void *arg, const char *why)
+{
+	app *a = arg;
+	log_warn("listen session down reason=\"%s\"", why);
+	gw_reg_listen_down(a->reg);
+}
+
+static void on_listen_fatal(void *arg, const char *why)
+{
+	app *a = arg;
+	log_error("cannot serve reason=\"%s\"", why);
+	a->exit_code = 1;
+	event_base_loopexit(a->base, NULL);
+}
+
+/* ---- signals ---- */
+
+static void report_static(const char *key, void *arg)
+{
+	(void)arg;
+	log_warn("config key changed but needs a restart key=%s", key);
+}
+
+static void apply_logging(const conf *c)
+{
+	cm_log_configure(c->log_level, (cm_log_format)c->log_format);
+	if (cm_log_open(c->log_file) != 0) log_error("cannot open log file path=\"%s\" error=\"%s\"", c->log_file, strerror(errno));
+}
+
+static void reload(app *a)
+{
+	char *errs = NULL;
+	size_t errlen = 0;
+	int nerr = 0;
+	FILE *ef;
+
+	if (a->conf_path == NULL) {
+		log_info("reload requested; running on built-in defaults, nothing to reload");
+		if (cm_log_open(a->cfg->log_file) != 0) log_error("cannot reopen log file");
+		return;
+	}
+	ef = open_memstream(&errs, &errlen);
+	conf *fresh = conf_load(a->conf_path, ef, &nerr);
+	if (ef) fclose(ef);
+	if (fresh == NULL) {
+		/* Keep serving with the old config; say exactly what is wrong with the new one. */
+		char *save = NULL;
+		for (char *line = errs ? strtok_r(errs, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+			log_error("config rejected error=\"%s\"", line);
+		log_error("reload failed errors=%d path=\"%s\" hint=\"old config kept\"", nerr, a->conf_path);
+		free(errs);
+		if (cm_log_open(a->cfg->log_file) != 0) log_error("cannot reopen log file");
+		return;
+	}
+	free(errs);
+	conf_keep_static(fresh, a->cfg, report_static, a);
+	conf *old = a->cfg;
+	a->cfg = fresh;
+	gw_reg_set_conf(a->reg, fresh);
+	gw_server_set_conf(a->srv, fresh);
+	apply_logging(fresh);
+	conf_free(old);
+	log_info("config reloaded path=\"%s\"", a->conf_path);
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	app *a = arg;
+	(void)fd;
+	(void)what;
+	uint64_t left = gw_reg_outstanding(a->reg);
+	uint64_t unwritten = gw_server_unfinished(a->srv);
+	if (left == 0 && unwritten == 0) {
+		log_info("drained; exiting");
+		event_base_loopexit(a->base, NULL);
+		return;
+	}
+	if (!a->aborted && now_ms(a) - a->drain_started_ms >= a->cfg->drain_timeout_ms) {
+		log_warn("drain timeout waiters=%" PRIu64 " unwritten=%" PRIu64 " hint=\"answering the rest 503\"", left, unwritten);
+		gw_reg_abort_pending(a->reg);
+		a->aborted = true;
+		a->drain_started_ms = now_ms(a) - a->cfg->drain_timeout_ms + 1000; /* one more second to write */
+		return;
+	}
+	if (a->aborted && now_ms(a) - a->drain_started_ms >= a->cfg->drain_timeout_ms) {
+		log_warn("exiting with answers unwritten unwritten=%" PRIu64, unwritten);
+		event_base_loopexit(a->base, NULL);
+	}
+}
+
+static void start_drain(app *a)
+{
+	struct timeval tick = {0, 10000};
+	if (a->draining) {
+		log_warn("second stop signal; exiting now");
+		gw_reg_abort_pending(a->reg);
+		event_base_loopexit(a->base, NULL);
+		return;
+	}
+	a->draining = true;
+	a->drain_started_ms = now_ms(a);
+	log_info("draining held=%" PRIu64, gw_reg_outstanding(a->reg));
+	gw_server_stop_accepting(a->srv);
+	gw_reg_drain(a->reg);
+	a->drain_tick = event_new(a->base, -1, EV_PERSIST, on_drain_tick, a);
+	if (a->drain_tick == NULL || event_add(a->drain_tick, &tick) != 0) event_base_loopexit(a->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	app *a = arg;
+	(void)what;
+	if (sig == SIGHUP) reload(a);
+	else start_drain(a);
+}
+
+/* ---- main ---- */
+
+static int check_config(const char *path)
+{
+	int nerr = 0;
+	conf *c = conf_load(path, stderr, &nerr);
+	if (c == NULL) {
+		fprintf(stderr, "%s: %d error%s\n", path, nerr, nerr == 1 ? "" : "s");
+		return 1;
+	}
+	printf("%s: configuration ok\n", path);
+	conf_free(c);
+	return 0;
+}
+
+static void app_free(app *a)
+{
+	if (a->drain_tick) event_free(a->drain_tick);
+	if (a->sig_hup) event_free(a->sig_hup);
+	if (a->sig_term) event_free(a->sig_term);
+	if (a->sig_int) event_free(a->sig_int);
+	gw_server_free(a->srv);
+	gw_reg_free(a->reg);
+	db_listen_free(a->listen);
+	db_pool_free(a->pool);
+	if (a->base) event_base_free(a->base);
+	conf_free(a->cfg);
+	cm_log_close();
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
+		{"print-config", no_argument, NULL, 'p'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	};
+	app a;
+	bool check = false, print = false;
+	int opt, nerr = 0;
+
+	memset(&a, 0, sizeof a);
+	while ((opt = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': a.conf_path = optarg; break;
+		case 't': check = true; break;
+		case 'p': print = true; break;
+		case 'V': printf("pollgate %s\n", POLLGATE_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "pollgate: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (check) {
+		if (a.conf_path == NULL) {
+			fprintf(stderr, "pollgate: --check-config needs -c FILE\n");
+			return 2;
+		}
+		return check_config(a.conf_path);
+	}
+	a.cfg = a.conf_path ? conf_load(a.conf_path, stderr, &nerr) : conf_new_defaults();
+	if (a.cfg == NULL) {
+		if (a.conf_path) fprintf(stderr, "pollgate: %s: %d error%s; not starting\n", a.conf_path, nerr, nerr == 1 ? "" : "s");
+		return 1;
+	}
+	if (print) {
+		conf_dump(a.cfg, stdout);
+		conf_free(a.cfg);
+		return 0;
+	}
+	apply_logging(a.cfg);
+	cm_log_hook_libevent();
+	cm_hash_seed();
+	signal(SIGPIPE, SIG_IGN);
+
+	struct event_config *ec = event_config_new();
+	if (ec) event_config_require_features(ec, EV_FEATURE_EARLY_CLOSE);
+	a.base = ec ? event_base_new_with_config(ec) : NULL;
+	if (ec) event_config_free(ec);
+	if (a.base == NULL) {
+		log_error("cannot create the event loop hint=\"needs epoll with EPOLLRDHUP (Linux)\"");
+		app_free(&a);
+		return 1;
+	}
+
+	db_pool_opts po = {
+		.conninfo = a.cfg->database,
+		.application_name = "pollgate",
+		.size = a.cfg->db_pool_size,
+		.connect_timeout_ms = a.cfg->db_connect_timeout_ms,
+		.query_timeout_ms = a.cfg->db_query_timeout_ms,
+		.reconnect_min_ms = a.cfg->db_reconnect_min_ms,
+		.reconnect_max_ms = a.cfg->db_reconnect_max_ms,
+		.on_change = on_pool_change,
+		.arg = &a,
+	};
+	db_listen_opts lo = {
+		.conninfo = a.cfg->database,
+		.application_name = "pollgate-listen",
+		.channels = channels,
+		.n_channels = (int)(sizeof channels / sizeof channels[0]),
+		.connect_timeout_ms = a.cfg->db_connect_timeout_ms,
+		.reconnect_min_ms = a.cfg->db_reconnect_min_ms,
+		.reconnect_max_ms = a.cfg->db_reconnect_max_ms,
+		.heartbeat_ms = 5000,
+		.on_notify = on_notify,
+		.on_up = on_listen_up,
+		.on_down = on_listen_down,
+		.on_fatal = on_listen_fatal,
+		.arg = &a,
+	};
+	if ((a.pool = db_pool_new(a.base, &po)) == NULL || (a.reg = gw_reg_new(a.base, a.cfg, a.pool)) == NULL ||
+	    (a.listen = db_listen_new(a.base, &lo)) == NULL ||
+	    (a.srv = gw_server_new(a.base, a.cfg, a.reg, a.pool, a.listen)) == NULL) {
+		log_error("start-up failed reason=\"out of memory\"");
+		app_free(&a);
+		return 1;
+	}
+	if (gw_server_bind(a.srv) != 0) {
+		app_free(&a);
+		return 1;
+	}
+	a.sig_hup = evsignal_new(a.base, SIGHUP, on_signal, &a);
+	a.sig_term = evsignal_new(a.base, SIGTERM, on_signal, &a);
+	a.sig_int = evsignal_new(a.base, SIGINT, on_signal, &a);
+	if (!a.sig_hup || !a.sig_term || !a.sig_int || evsignal_add(a.sig_hup, NULL) || evsignal_add(a.sig_term, NULL) ||
+	    evsignal_add(a.sig_int, NULL)) {
+		log_error("cannot install signal handlers");
+		app_free(&a);
+		return 1;
+	}
+	log_info("pollgate started version=%s listen=%s pool=%d", POLLGATE_VERSION, a.cfg->listen, a.cfg->db_pool_size);
+	event_base_dispatch(a.base);
+	int code = a.exit_code;
+	log_info("pollgate stopped exit=%d", code);
+	app_free(&a);
+	return code;
+}

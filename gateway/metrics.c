@@ -1,0 +1,128 @@
+/*
+ * gateway/metrics.c — see metrics.h. Names follow Prometheus conventions: pollgate_ prefix, _total for
+ * counters, base units (seconds) for the latency histogram.
+ */
+#include "gateway/metrics.h"
+
+#include <inttypes.h>
+
+#include <event2/buffer.h>
+
+#include "db/listen.h"
+#include "db/pool.h"
+#include "gateway/watch.h"
+
+#define P(...)                                                                                               \
+	do {                                                                                                     \
+		if (evbuffer_add_printf(out, __VA_ARGS__) < 0) return -1;                                            \
+	} while (0)
+
+static int head(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	P("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	return 0;
+}
+
+int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const struct gw_registry *reg,
+                      const struct db_pool *pool, const struct db_listen *listen)
+{
+	const gw_reg_stats *st = gw_reg_get_stats(reg);
+	db_pool_stats ps;
+	db_listen_stats ls;
+	db_pool_get_stats(pool, &ps);
+	db_listen_get_stats(listen, &ls);
+
+	if (head(out, "pollgate_waiters_held", "gauge", "Long-poll requests held, by resource kind.")) return -1;
+	for (int k = 0; k < GW_KINDS; k++)
+		P("pollgate_waiters_held{kind=\"%s\"} %" PRIu64 "\n", gw_kind_name((gw_kind)k), st->held[k]);
+	if (head(out, "pollgate_waiters_pending", "gauge", "Requests waiting for a token lookup or a read.")) return -1;
+	P("pollgate_waiters_pending %" PRIu64 "\n", st->pending);
+	if (head(out, "pollgate_watches", "gauge", "Resources tracked (held, or cached), by kind.")) return -1;
+	for (int k = 0; k < GW_KINDS; k++)
+		P("pollgate_watches{kind=\"%s\"} %" PRIu64 "\n", gw_kind_name((gw_kind)k), st->watches[k]);
+	if (head(out, "pollgate_principal_cache_entries", "gauge", "Token hashes in the principal cache.")) return -1;
+	P("pollgate_principal_cache_entries %zu\n", gw_reg_token_cache_size(reg));
+
+	if (head(out, "pollgate_requests_total", "counter", "Answers given, by route and status.")) return -1;
+	for (int r = 0; r < GW_NROUTES; r++) {
+		for (int i = 0; i < GW_NSTATUS; i++) {
+			uint64_t n = front->answers[r][i];
+			if (r == GW_ROUTE_RUN) n += st->answers[GW_RUN][i];
+			if (r == GW_ROUTE_PACK) n += st->answers[GW_PACK][i];
+			if (n == 0) continue;
+			if (gw_http_status_codes[i])
+				P("pollgate_requests_total{route=\"%s\",status=\"%d\"} %" PRIu64 "\n",
+				  gw_http_route_name((gw_route)r), gw_http_status_codes[i], n);
+			else
+				P("pollgate_requests_total{route=\"%s\",status=\"other\"} %" PRIu64 "\n",
+				  gw_http_route_name((gw_route)r), n);
+		}
+	}
+	if (head(out, "pollgate_reread_queries_total", "counter", "Batched re-read queries sent, by kind.")) return -1;
+	for (int k = 0; k < GW_KINDS; k++)
+		P("pollgate_reread_queries_total{kind=\"%s\"} %" PRIu64 "\n", gw_kind_name((gw_kind)k), st->reads[k]);
+	if (head(out, "pollgate_reread_resources_total", "counter", "Resources asked for by re-reads (sum of batch sizes).")) return -1;
+	for (int k = 0; k < GW_KINDS; k++)
+		P("pollgate_reread_resources_total{kind=\"%s\"} %" PRIu64 "\n", gw_kind_name((gw_kind)k), st->read_resources[k]);
+	if (head(out, "pollgate_reread_rows_total", "counter", "Rows returned by re-reads.")) return -1;
+	for (int k = 0; k < GW_KINDS; k++)
+		P("pollgate_reread_rows_total{kind=\"%s\"} %" PRIu64 "\n", gw_kind_name((gw_kind)k), st->read_rows[k]);
+	if (head(out, "pollgate_token_lookups_total", "counter", "Batched token lookup queries sent.")) return -1;
+	P("pollgate_token_lookups_total %" PRIu64 "\n", st->token_reads);
+	if (head(out, "pollgate_read_errors_total", "counter", "Re-reads and lookups that failed.")) return -1;
+	P("pollgate_read_errors_total %" PRIu64 "\n", st->read_errors);
+	if (head(out, "pollgate_bad_rows_total", "counter", "Database rows or fields that did not validate.")) return -1;
+	P("pollgate_bad_rows_total %" PRIu64 "\n", st->bad_rows);
+
+	if (head(out, "pollgate_notifies_total", "counter", "NOTIFY hints received, by channel kind.")) return -1;
+	P("pollgate_notifies_total{kind=\"run\"} %" PRIu64 "\n", st->notifies[GW_RUN]);
+	P("pollgate_notifies_total{kind=\"review_pack\"} %" PRIu64 "\n", st->notifies[GW_PACK]);
+	P("pollgate_notifies_total{kind=\"access\"} %" PRIu64 "\n", st->notifies[GW_KINDS]);
+	if (head(out, "pollgate_wakes_total", "counter", "Resource re-reads, by what caused them.")) return -1;
+	P("pollgate_wakes_total{cause=\"notify\"} %" PRIu64 "\n", st->wakes_notify);
+	P("pollgate_wakes_total{cause=\"safety_net\"} %" PRIu64 "\n", st->wakes_safety);
+	P("pollgate_wakes_total{cause=\"reconnect\"} %" PRIu64 "\n", st->wakes_reconnect);
+	if (head(out, "pollgate_answers_total", "counter", "Held waiters answered, by reason.")) return -1;
+	P("pollgate_answers_total{reason=\"changed\"} %" PRIu64 "\n", st->answered_change);
+	P("pollgate_answers_total{reason=\"expired\"} %" PRIu64 "\n", st->answered_expiry);
+	P("pollgate_answers_total{reason=\"denied\"} %" PRIu64 "\n", st->answered_denied);
+	if (head(out, "pollgate_client_disconnects_total", "counter", "Waiters whose client went away.")) return -1;
+	P("pollgate_client_disconnects_total %" PRIu64 "\n", st->disconnects);
+	if (head(out, "pollgate_terminal_closes_total", "counter", "Watches closed for good on a terminal state.")) return -1;
+	P("pollgate_terminal_closes_total %" PRIu64 "\n", st->terminal_closes);
+	if (head(out, "pollgate_rejected_total", "counter", "Requests refused by a waiter cap (429/503).")) return -1;
+	P("pollgate_rejected_total %" PRIu64 "\n", st->rejected_cap);
+
+	if (head(out, "pollgate_notify_to_answer_seconds", "histogram", "From a NOTIFY to the re-read that answered its waiters.")) return -1;
+	{
+		static const char *const le[10] = {"0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "+Inf"};
+		uint64_t cum = 0;
+		for (int i = 0; i < 10; i++) {
+			cum += st->wake_hist[i];
+			P("pollgate_notify_to_answer_seconds_bucket{le=\"%s\"} %" PRIu64 "\n", le[i], cum);
+		}
+		P("pollgate_notify_to_answer_seconds_sum %.6f\n", st->wake_sum_ms / 1000.0);
+		P("pollgate_notify_to_answer_seconds_count %" PRIu64 "\n", st->wake_count);
+	}
+
+	if (head(out, "pollgate_db_connections", "gauge", "Query connections up.")) return -1;
+	P("pollgate_db_connections %d\n", db_pool_connected(pool));
+	if (head(out, "pollgate_db_queries_total", "counter", "Queries sent on the pool.")) return -1;
+	P("pollgate_db_queries_total %" PRIu64 "\n", ps.queries);
+	if (head(out, "pollgate_db_errors_total", "counter", "Pool queries that failed.")) return -1;
+	P("pollgate_db_errors_total %" PRIu64 "\n", ps.errors);
+	if (head(out, "pollgate_db_reconnects_total", "counter", "Pool connections re-established.")) return -1;
+	P("pollgate_db_reconnects_total %" PRIu64 "\n", ps.reconnects);
+	if (head(out, "pollgate_listen_up", "gauge", "1 while the LISTEN session is up.")) return -1;
+	P("pollgate_listen_up %d\n", db_listen_is_up(listen) ? 1 : 0);
+	if (head(out, "pollgate_listen_reconnects_total", "counter", "LISTEN sessions re-established.")) return -1;
+	P("pollgate_listen_reconnects_total %" PRIu64 "\n", ls.reconnects);
+	if (head(out, "pollgate_listen_notifications_total", "counter", "Notifications received by the LISTEN session.")) return -1;
+	P("pollgate_listen_notifications_total %" PRIu64 "\n", ls.notifies);
+	double usage = db_listen_queue_usage(listen);
+	if (usage >= 0) {
+		if (head(out, "pollgate_notification_queue_usage", "gauge", "pg_notification_queue_usage() at the last heartbeat.")) return -1;
+		P("pollgate_notification_queue_usage %.6f\n", usage);
+	}
+	return 0;
+}

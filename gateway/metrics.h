@@ -1,0 +1,29 @@
+/*
+ * gateway/metrics.h — /metrics in the Prometheus text exposition format (version 0.0.4).
+ *
+ * Renders what the rooms already count (the front's answers, the registry's stats, the pool's and the
+ * LISTEN session's counters) into one buffer; it keeps no state of its own.
+ */
+#ifndef POLLGATE_GATEWAY_METRICS_H
+#define POLLGATE_GATEWAY_METRICS_H
+
+#include <stdint.h>
+
+#include "gateway/http.h"
+
+struct evbuffer;
+struct gw_registry;
+struct db_pool;
+struct db_listen;
+
+/* What the HTTP front counts itself (answers it gave without the registry). */
+typedef struct gw_metrics_front {
+	uint64_t answers[GW_NROUTES][GW_NSTATUS];
+} gw_metrics_front;
+
+/* Append the whole exposition. Returns 0 or -1 (out of memory). */
+int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const struct gw_registry *reg,
+                      const struct db_pool *pool, const struct db_listen *listen)
+	__attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * gateway/server.h — the HTTP front: evhttp, routing, request checks, and hand-off to the registry.
+ *
+ * Every request is routed and checked here (method, body, parameters, credential) and either answered
+ * at once (health, readiness, metrics, every 4xx that needs no database) or turned into a waiter and
+ * handed to the watch registry, which answers it exactly once.
+ */
+#ifndef POLLGATE_GATEWAY_SERVER_H
+#define POLLGATE_GATEWAY_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gateway/config.h"
+#include "gateway/watch.h"
+
+struct event_base;
+struct db_pool;
+struct db_listen;
+
+typedef struct gw_server gw_server;
+
+/* Create the front. Everything passed is borrowed and must outlive it. */
+gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *reg, struct db_pool *pool,
+                         struct db_listen *listen) __attribute__((warn_unused_result));
+void gw_server_free(gw_server *s); /* closes every connection; NULL is a no-op */
+
+/* Bind the configured listen address. Returns 0, or -1 (logged, with the reason). */
+int gw_server_bind(gw_server *s) __attribute__((warn_unused_result));
+
+/* Reload: apply the new config (timeouts and header limits take effect for new connections). */
+void gw_server_set_conf(gw_server *s, const conf *cfg);
+
+/* Drain: stop accepting, answer new requests on open connections 503 + Connection: close. */
+void gw_server_stop_accepting(gw_server *s);
+
+/* Requests received whose answer has not been completely written yet. */
+uint64_t gw_server_unfinished(const gw_server *s);
+
+#endif

@@ -1,0 +1,1246 @@
+/*
+ * gateway/watch.c — see watch.h for the model (watch -> sub -> waiter) and the batching rules.
+ *
+ * Freshness, in one place:
+ *   - a watch's view is fresh when it has been read, no read is due (not dirty, none in flight) and the
+ *     read it came from ran while the LISTEN session was up and stayed up (no NOTIFY can have been lost);
+ *     a terminal watch is closed and its view is final;
+ *   - a sub is fresh when its user was found entitled by a read sent less than auth_cache_ttl ago.
+ * A request is decided at once when both are fresh; otherwise it waits for the next batched read.
+ */
+#include "gateway/watch.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "common/hmap.h"
+#include "common/log.h"
+#include "db/pool.h"
+#include "db/queries.h"
+#include "gateway/http.h"
+#include "policy/policy.h"
+
+typedef enum { HAVE_NOTHING = 0, HAVE_ROW, HAVE_MISSING } have_state;
+
+typedef struct gw_watch {
+	cm_hnode node;
+	gw_registry *reg;
+	gw_kind kind;
+	int64_t id;
+	have_state have;
+	pol_view view;
+	bool stale;     /* the view may predate a lost NOTIFY: read before trusting it */
+	bool closed;    /* terminal: answered, never held again, NOTIFYs ignored */
+	bool dirty;     /* in the dirty list of its kind */
+	bool in_flight; /* part of a read in flight */
+	int wake_cause; /* what made it dirty: for metrics */
+	int64_t notified_ms; /* when a NOTIFY marked it dirty (for the wake latency histogram), or 0 */
+	TAILQ_ENTRY(gw_watch) dirty_link;
+	struct event timer; /* safety net while held; linger otherwise */
+	LIST_HEAD(, gw_sub) subs;
+	unsigned n_held, n_pending;
+} gw_watch;
+
+typedef enum { ENT_UNCHECKED = 0, ENT_ENTITLED, ENT_DENIED } ent_state;
+
+typedef struct gw_sub {
+	cm_hnode node;
+	gw_watch *w;
+	int64_t user_id;
+	ent_state ent;
+	int64_t checked_ms;
+	uint64_t check_seq; /* the batch that is checking it, or 0 */
+	LIST_ENTRY(gw_sub) link;
+	TAILQ_HEAD(, gw_waiter) pending;
+	TAILQ_HEAD(, gw_waiter) held;
+} gw_sub;
+
+/* A per-user or per-client held counter. */
+typedef struct gw_counter {
+	cm_hnode node;
+	uint8_t key[16];
+	uint64_t n;
+} gw_counter;
+
+enum { CAUSE_NEW = 0, CAUSE_NOTIFY, CAUSE_SAFETY, CAUSE_RECONNECT };
+
+typedef struct read_batch {
+	gw_registry *reg;
+	gw_kind kind; /* or GW_KINDS for a token batch */
+	uint64_t seq;
+	uint64_t epoch;
+	int64_t sent_ms;
+	size_t n;
+	gw_watch **watches;  /* kind batches */
+	auth_token **tokens; /* token batches */
+	db_batch_params params;
+} read_batch;
+
+struct gw_registry {
+	struct event_base *base;
+	const conf *cfg;
+	struct db_pool *pool;
+	auth_cache *tokens;
+	cm_hmap watches, subs, users, clients;
+	TAILQ_HEAD(, gw_watch) dirty[GW_KINDS];
+	TAILQ_HEAD(, auth_token) token_dirty;
+	struct event *flush_ev;
+	struct event *sweep_ev;
+	bool flush_scheduled;
+	bool listen_up;
+	bool draining;
+	uint64_t epoch;
+	uint64_t batch_seq;
+	uint64_t outstanding;
+	gw_reg_stats st;
+	const struct timeval *common_tv[64];
+	int64_t common_ms[64];
+	int n_common;
+};
+
+static const char *const kind_names[] = {"run", "review_pack"};
+const char *gw_kind_name(gw_kind k)
+{
+	return kind_names[k];
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void schedule_flush(gw_registry *r);
+static void watch_maybe_free(gw_watch *w);
+static void process_sub(gw_sub *s, bool view_ok);
+
+/* ---- keys ---- */
+
+typedef struct watch_key {
+	gw_kind kind;
+	int64_t id;
+} watch_key;
+
+static uint64_t watch_hash(gw_kind kind, int64_t id)
+{
+	uint8_t k[9];
+	memcpy(k, &id, 8);
+	k[8] = (uint8_t)kind;
+	return cm_hash_bytes(k, sizeof k);
+}
+
+static bool watch_eq(const cm_hnode *n, const void *key)
+{
+	const gw_watch *w = (const gw_watch *)(const void *)n;
+	const watch_key *k = key;
+	return w->kind == k->kind && w->id == k->id;
+}
+
+typedef struct sub_key {
+	const gw_watch *w;
+	int64_t user_id;
+} sub_key;
+
+static uint64_t sub_hash(const gw_watch *w, int64_t user_id)
+{
+	uint8_t k[16];
+	memcpy(k, &w, sizeof w < 8 ? sizeof w : 8);
+	memcpy(k + 8, &user_id, 8);
+	return cm_hash_bytes(k, sizeof k);
+}
+
+static bool sub_eq(const cm_hnode *n, const void *key)
+{
+	const gw_sub *s = (const gw_sub *)(const void *)n;
+	const sub_key *k = key;
+	return s->w == k->w && s->user_id == k->user_id;
+}
+
+static bool counter_eq(const cm_hnode *n, const void *key)
+{
+	return memcmp(((const gw_counter *)(const void *)n)->key, key, 16) == 0;
+}
+
+static gw_counter *counter_get(cm_hmap *m, const uint8_t key[16], bool create)
+{
+	uint64_t h = cm_hash_bytes(key, 16);
+	gw_counter *c = (gw_counter *)(void *)cm_hmap_find(m, h, counter_eq, key);
+	if (c || !create) return c;
+	c = calloc(1, sizeof *c);
+	if (c == NULL) return NULL;
+	memcpy(c->key, key, 16);
+	(void)cm_hmap_insert(m, &c->node, h);
+	return c;
+}
+
+static void counter_put(cm_hmap *m, gw_counter *c)
+{
+	if (c && --c->n == 0) {
+		cm_hmap_remove(m, &c->node);
+		free(c);
+	}
+}
+
+/* ---- answering ---- */
+
+static const struct timeval *hold_tv(gw_registry *r, int64_t ms, struct timeval *tmp)
+{
+	/* Equal waits share one of libevent's common-timeout queues: O(1) insertion instead of the heap. */
+	for (int i = 0; i < r->n_common; i++)
+		if (r->common_ms[i] == ms) return r->common_tv[i];
+	tmp->tv_sec = ms / 1000;
+	tmp->tv_usec = (ms % 1000) * 1000;
+	if (r->n_common < (int)(sizeof r->common_tv / sizeof r->common_tv[0])) {
+		const struct timeval *c = event_base_init_common_timeout(r->base, tmp);
+		if (c) {
+			r->common_tv[r->n_common] = c;
+			r->common_ms[r->n_common++] = ms;
+			return c;
+		}
+	}
+	return tmp;
+}
+
+/* Unlink a waiter from whatever list it is on and drop its references. */
+static void waiter_detach(gw_registry *r, gw_waiter *w)
+{
+	gw_sub *s = w->sub;
+	switch (w->state) {
+	case GW_W_AUTH:
+		TAILQ_REMOVE(&w->token->waiting, &w->auth_link, link);
+		r->st.pending--;
+		break;
+	case GW_W_READ:
+		TAILQ_REMOVE(&s->pending, w, link);
+		s->w->n_pending--;
+		r->st.pending--;
+		break;
+	case GW_W_HELD:
+		TAILQ_REMOVE(&s->held, w, link);
+		s->w->n_held--;
+		r->st.held[w->kind]--;
+		counter_put(&r->users, w->user);
+		counter_put(&r->clients, w->client);
+		w->user = w->client = NULL;
+		break;
+	case GW_W_NEW: break;
+	}
+	w->state = GW_W_NEW;
+	w->sub = NULL;
+	if (w->token) {
+		w->token->users--;
+		w->token = NULL;
+	}
+	event_del(&w->ev);
+	r->outstanding--;
+}
+
+/* Answer and free a waiter. `what` is the status; for 200/304 the watch's view is used. */
+static void waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
+{
+	struct evhttp_request *req = w->req;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	unsigned flags = r->draining ? GW_REPLY_CLOSE : 0;
+	char rid[sizeof w->rid];
+
+	memcpy(rid, w->rid, sizeof rid);
+	waiter_detach(r, w);
+	if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
+	switch (code) {
+	case 200:
+		gw_http_reply(req, rid, 200, v->etag, w->is_head ? "" : v->body, w->is_head ? 0 : v->body_len, flags);
+		break;
+	case 304: gw_http_reply(req, rid, 304, v->etag, NULL, 0, flags); break;
+	case 401: gw_http_error(req, rid, GW_ERR_UNAUTHORIZED, NULL, 0, flags); break;
+	case 404: gw_http_error(req, rid, GW_ERR_NOT_FOUND, NULL, 0, flags); break;
+	case 429: gw_http_error(req, rid, GW_ERR_TOO_MANY, NULL, r->cfg->retry_after_s, flags); break;
+	default: gw_http_error(req, rid, GW_ERR_UNAVAILABLE, NULL, r->cfg->retry_after_s, flags); break;
+	}
+	r->st.answers[w->kind][gw_http_status_index(code)]++;
+	rlog_debug(rid, "answered status=%d", code);
+	free(w);
+}
+
+/* The client left: free the waiter and its connection without answering. */
+static void waiter_gone(gw_registry *r, gw_waiter *w)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(w->req);
+	gw_sub *s = w->sub;
+	gw_watch *wt = s ? s->w : NULL;
+
+	rlog_debug(w->rid, "client left state=%d", (int)w->state);
+	waiter_detach(r, w);
+	r->st.disconnects++;
+	free(w);
+	if (evcon) {
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+		evhttp_connection_free(evcon); /* frees the request too */
+	}
+	if (wt) watch_maybe_free(wt);
+}
+
+static void on_waiter_event(evutil_socket_t fd, short what, void *arg)
+{
+	gw_waiter *w = arg;
+	gw_registry *r = w->reg;
+	(void)fd;
+	if (what & EV_CLOSED) {
+		waiter_gone(r, w);
+		return;
+	}
+	if ((what & EV_TIMEOUT) && w->state == GW_W_HELD) {
+		gw_watch *wt = w->sub->w;
+		r->st.answered_expiry++;
+		waiter_finish(r, w, 304, &wt->view);
+		watch_maybe_free(wt);
+	}
+}
+
+/* evhttp freed the connection under us (should not happen while we hold it; belt and braces). */
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+	gw_waiter *w = arg;
+	gw_registry *r = w->reg;
+	gw_watch *wt = w->sub ? w->sub->w : NULL;
+	(void)evcon;
+	waiter_detach(r, w);
+	r->st.disconnects++;
+	free(w);
+	if (wt) watch_maybe_free(wt);
+}
+
+/* ---- watches and subs ---- */
+
+static void on_watch_timer(evutil_socket_t fd, short what, void *arg);
+
+static gw_watch *watch_find(gw_registry *r, gw_kind kind, int64_t id)
+{
+	watch_key k = {kind, id};
+	return (gw_watch *)(void *)cm_hmap_find(&r->watches, watch_hash(kind, id), watch_eq, &k);
+}
+
+static gw_watch *watch_get(gw_registry *r, gw_kind kind, int64_t id)
+{
+	gw_watch *w = watch_find(r, kind, id);
+	if (w) return w;
+	w = calloc(1, sizeof *w);
+	if (w == NULL) return NULL;
+	w->reg = r;
+	w->kind = kind;
+	w->id = id;
+	LIST_INIT(&w->subs);
+	evtimer_assign(&w->timer, r->base, on_watch_timer, w);
+	(void)cm_hmap_insert(&r->watches, &w->node, watch_hash(kind, id));
+	r->st.watches[kind]++;
+	return w;
+}
+
+static gw_sub *sub_find(gw_registry *r, gw_watch *w, int64_t user_id)
+{
+	sub_key k = {w, user_id};
+	return (gw_sub *)(void *)cm_hmap_find(&r->subs, sub_hash(w, user_id), sub_eq, &k);
+}
+
+static gw_sub *sub_get(gw_registry *r, gw_watch *w, int64_t user_id)
+{
+	gw_sub *s = sub_find(r, w, user_id);
+	if (s) return s;
+	s = calloc(1, sizeof *s);
+	if (s == NULL) return NULL;
+	s->w = w;
+	s->user_id = user_id;
+	TAILQ_INIT(&s->pending);
+	TAILQ_INIT(&s->held);
+	LIST_INSERT_HEAD(&w->subs, s, link);
+	(void)cm_hmap_insert(&r->subs, &s->node, sub_hash(w, user_id));
+	r->st.subs++;
+	return s;
+}
+
+static void sub_free(gw_registry *r, gw_sub *s)
+{
+	LIST_REMOVE(s, link);
+	cm_hmap_remove(&r->subs, &s->node);
+	r->st.subs--;
+	free(s);
+}
+
+static bool sub_fresh(const gw_registry *r, const gw_sub *s, int64_t now)
+{
+	return s->ent == ENT_ENTITLED && now - s->checked_ms < r->cfg->auth_cache_ttl_ms;
+}
+
+static bool sub_idle(const gw_sub *s)
+{
+	return TAILQ_EMPTY(&s->pending) && TAILQ_EMPTY(&s->held);
+}
+
+static bool view_fresh(const gw_watch *w)
+{
+	if (w->have == HAVE_NOTHING) return false;
+	if (w->closed && w->have == HAVE_ROW) return true;
+	return !w->stale && !w->dirty && !w->in_flight;
+}
+
+static void watch_free(gw_watch *w)
+{
+	gw_registry *r = w->reg;
+	gw_sub *s;
+	while ((s = LIST_FIRST(&w->subs)) != NULL) sub_free(r, s);
+	if (w->dirty) TAILQ_REMOVE(&r->dirty[w->kind], w, dirty_link);
+	evtimer_del(&w->timer);
+	cm_hmap_remove(&r->watches, &w->node);
+	r->st.watches[w->kind]--;
+	pol_view_clear(&w->view);
+	free(w);
+}
+
+/* Free a watch nobody needs any more: no waiters, no read in flight, and either never read, missing, or
+ * simply unwanted after its linger timer (the caller decides by passing force). */
+static void watch_maybe_free(gw_watch *w)
+{
+	if (w->in_flight || w->n_held || w->n_pending) return;
+	/* A read row with a timer still pending lingers as a cache; a missing row or a never-read watch
+	 * does not (ids are cheap to invent; their watches must not pile up). */
+	if (w->have == HAVE_ROW && evtimer_pending(&w->timer, NULL)) return;
+	watch_free(w);
+}
+
+static void mark_dirty(gw_watch *w, int cause)
+{
+	gw_registry *r = w->reg;
+	if (!w->dirty) {
+		w->dirty = true;
+		w->wake_cause = cause;
+		TAILQ_INSERT_TAIL(&r->dirty[w->kind], w, dirty_link);
+	}
+	schedule_flush(r);
+}
+
+static void arm_timer(gw_watch *w, int64_t ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(&w->timer, &tv);
+}
+
+/* After a read: when to look again (held and active), or how long to linger as a cache. */
+static void rearm(gw_watch *w)
+{
+	const conf *c = w->reg->cfg;
+	if (w->have != HAVE_ROW) {
+		evtimer_del(&w->timer);
+		return;
+	}
+	if (w->closed) arm_timer(w, c->terminal_linger_ms);
+	else if (w->view.active) arm_timer(w, w->view.interval_ms);
+	else arm_timer(w, c->policy.pack_interval_ms); /* unknown state: linger one pack interval */
+}
+
+static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
+{
+	gw_watch *w = arg;
+	gw_registry *r = w->reg;
+	gw_sub *s, *next;
+	int64_t now = mono_ms();
+	(void)fd;
+	(void)what;
+
+	/* Forget entitlement verdicts nobody is using. */
+	for (s = LIST_FIRST(&w->subs); s; s = next) {
+		next = LIST_NEXT(s, link);
+		if (sub_idle(s) && s->check_seq == 0 && !sub_fresh(r, s, now)) sub_free(r, s);
+	}
+	if (w->n_held > 0 && !w->closed) {
+		mark_dirty(w, CAUSE_SAFETY); /* the safety net: re-read even without a NOTIFY */
+		return;
+	}
+	if (w->n_pending == 0 && !w->in_flight) watch_free(w);
+}
+
+/* ---- deciding one waiter ---- */
+
+static bool client_matches(const gw_waiter *w, const char *etag)
+{
+	if (w->inm) return gw_http_inm_matches(w->inm, etag);
+	if (w->has_since) return !w->since_junk && strcmp(w->since, etag) == 0;
+	return false;
+}
+
+static void counter_drop_unused(cm_hmap *m, gw_counter *c)
+{
+	if (c && c->n == 0) {
+		cm_hmap_remove(m, &c->node);
+		free(c);
+	}
+}
+
+/* Park a pending waiter (state READ on s->pending) as held, within the caps. */
+static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
+{
+	const conf *c = r->cfg;
+	uint8_t ukey[16] = {0};
+	struct timeval tmp;
+	uint64_t held = r->st.held[GW_RUN] + r->st.held[GW_PACK];
+
+	if (held >= (uint64_t)c->max_waiters) {
+		r->st.rejected_cap++;
+		waiter_finish(r, w, 503, NULL);
+		return;
+	}
+	memcpy(ukey, &s->user_id, 8);
+	gw_counter *u = counter_get(&r->users, ukey, true);
+	gw_counter *cl = counter_get(&r->clients, w->client_addr, true);
+	if (u == NULL || cl == NULL || u->n >= (uint64_t)c->max_waiters_per_principal ||
+	    cl->n >= (uint64_t)c->max_waiters_per_client) {
+		counter_drop_unused(&r->users, u);
+		counter_drop_unused(&r->clients, cl);
+		r->st.rejected_cap++;
+		waiter_finish(r, w, (u && cl) ? 429 : 503, NULL);
+		return;
+	}
+	TAILQ_REMOVE(&s->pending, w, link);
+	s->w->n_pending--;
+	r->st.pending--;
+	u->n++;
+	cl->n++;
+	w->user = u;
+	w->client = cl;
+	w->state = GW_W_HELD;
+	TAILQ_INSERT_TAIL(&s->held, w, link);
+	s->w->n_held++;
+	r->st.held[w->kind]++;
+	event_add(&w->ev, hold_tv(r, w->wait_ms, &tmp));
+	/* A held resource is re-read at least once per interval: make sure its timer runs. */
+	if (!evtimer_pending(&s->w->timer, NULL) && !s->w->closed) arm_timer(s->w, s->w->view.interval_ms);
+}
+
+/* Both the view and the sub are fresh (or final): answer now or hold. */
+static void decide(gw_registry *r, gw_sub *s, gw_waiter *w)
+{
+	gw_watch *wt = s->w;
+	const auth_token *t = w->token;
+
+	if (s->ent != ENT_ENTITLED || wt->have != HAVE_ROW) {
+		waiter_finish(r, w, 404, NULL);
+		return;
+	}
+	if (t->expires_at_us != AUTH_NEVER && t->expires_at_us <= wall_us()) {
+		waiter_finish(r, w, 401, NULL);
+		return;
+	}
+	if (!client_matches(w, wt->view.etag)) {
+		waiter_finish(r, w, 200, &wt->view);
+		return;
+	}
+	if (!wt->view.active || wt->closed || w->wait_ms == 0 || r->draining) {
+		waiter_finish(r, w, 304, &wt->view);
+		return;
+	}
+	hold(r, s, w);
+}
+
+/* Decide every pending waiter of a sub that can be decided; ask for a read for the rest. `view_ok` says
+ * the watch's view may be used: fresh, or just produced by a read sent after these waiters arrived. */
+static void process_sub(gw_sub *s, bool view_ok)
+{
+	gw_watch *wt = s->w;
+	gw_registry *r = wt->reg;
+	gw_waiter *w;
+
+	if (TAILQ_EMPTY(&s->pending)) return;
+	if (s->ent == ENT_DENIED || (view_ok && (sub_fresh(r, s, mono_ms()) || wt->have == HAVE_MISSING))) {
+		/* decide() takes each waiter off the pending list (answered or held). */
+		while ((w = TAILQ_FIRST(&s->pending)) != NULL) decide(r, s, w);
+		return;
+	}
+	if (!wt->in_flight) mark_dirty(wt, CAUSE_NEW);
+}
+
+/* ---- token stage ---- */
+
+static void attach(gw_registry *r, gw_waiter *w);
+
+static void token_resolved(gw_registry *r, auth_token *t, bool failed)
+{
+	auth_wait *aw;
+	int64_t now = mono_ms(), now_us = wall_us();
+	while ((aw = TAILQ_FIRST(&t->waiting)) != NULL) {
+		gw_waiter *w = (gw_waiter *)(void *)((char *)aw - offsetof(gw_waiter, auth_link));
+		TAILQ_REMOVE(&t->waiting, aw, link);
+		r->st.pending--;
+		w->state = GW_W_NEW;
+		if (failed) waiter_finish(r, w, 503, NULL);
+		else if (!auth_token_fresh(t, now, now_us, r->cfg->auth_cache_ttl_ms + 60000)) waiter_finish(r, w, 401, NULL);
+		else attach(r, w);
+	}
+}
+
+/* ---- the flush: one query per kind for every dirty watch ---- */
+
+static void batch_free(read_batch *b)
+{
+	if (b == NULL) return;
+	db_batch_params_fini(&b->params);
+	free(b->watches);
+	free(b->tokens);
+	free(b);
+}
+
+typedef struct id_collect {
+	gw_registry *reg;
+	gw_watch *w;
+	read_batch *b;
+	int64_t sent_ms;
+} id_collect;
+
+static void mark_entitled(void *arg, int64_t user)
+{
+	id_collect *c = arg;
+	gw_sub *s = sub_find(c->reg, c->w, user);
+	if (s && s->check_seq == c->b->seq) {
+		s->ent = ENT_ENTITLED;
+		s->checked_ms = c->sent_ms;
+		s->check_seq = 0;
+	}
+}
+
+/* Apply one read result (present row with its new view, or missing) to a watch. */
+static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv, const char *entitled)
+{
+	bool present = nv != NULL;
+	bool trusted = b->epoch == r->epoch && r->listen_up;
+	bool changed = false;
+	gw_sub *s, *next;
+	gw_waiter *x;
+	id_collect c = {r, w, b, b->sent_ms};
+
+	w->in_flight = false;
+	w->stale = !trusted;
+	/* Entitlement: users named in `entitled` may see it; every other sub this batch checked may not. */
+	if (present && entitled && db_each_id(entitled, mark_entitled, &c) < 0) r->st.bad_rows++;
+	LIST_FOREACH(s, &w->subs, link) {
+		if (s->check_seq == b->seq) {
+			s->ent = ENT_DENIED;
+			s->check_seq = 0;
+		}
+	}
+	/* The view. A closed (terminal) watch keeps its final view. */
+	if (!(w->closed && w->have == HAVE_ROW)) {
+		if (present) {
+			changed = w->have != HAVE_ROW || strcmp(w->view.etag, nv->etag) != 0;
+			pol_view_clear(&w->view);
+			w->view = *nv;
+			memset(nv, 0, sizeof *nv);
+			w->have = HAVE_ROW;
+		} else {
+			changed = w->have == HAVE_ROW;
+			pol_view_clear(&w->view);
+			w->have = HAVE_MISSING;
+		}
+	}
+	int64_t now = mono_ms();
+	for (s = LIST_FIRST(&w->subs); s; s = next) {
+		next = LIST_NEXT(s, link);
+		if (s->ent == ENT_DENIED || w->have != HAVE_ROW) {
+			while ((x = TAILQ_FIRST(&s->held)) != NULL) {
+				r->st.answered_denied++;
+				waiter_finish(r, x, 404, NULL);
+			}
+		} else if (changed) {
+			while ((x = TAILQ_FIRST(&s->held)) != NULL) {
+				r->st.answered_change++;
+				waiter_finish(r, x, 200, &w->view);
+			}
+		}
+		process_sub(s, true);
+		if (sub_idle(s) && (s->ent == ENT_DENIED || !sub_fresh(r, s, now))) sub_free(r, s);
+	}
+	if (changed && w->notified_ms) {
+		double ms = (double)(now - w->notified_ms);
+		static const double bounds[9] = {1, 5, 10, 25, 50, 100, 250, 500, 1000};
+		int i = 0;
+		while (i < 9 && ms > bounds[i]) i++;
+		r->st.wake_hist[i]++;
+		r->st.wake_sum_ms += ms;
+		r->st.wake_count++;
+	}
+	w->notified_ms = 0;
+	if (w->have == HAVE_ROW && w->view.terminal && !w->closed) {
+		w->closed = true;
+		r->st.terminal_closes++;
+		log_debug("watch closed kind=%s id=%" PRId64 " state=%s", gw_kind_name(w->kind), w->id, w->view.state);
+	}
+	rearm(w);
+}
+
+/* A read failed: held waiters keep their last good state; pending ones that cannot be decided get 503. */
+static void read_failed(gw_registry *r, gw_watch *w)
+{
+	gw_sub *s, *next;
+	gw_waiter *x;
+	int64_t now = mono_ms();
+	w->in_flight = false;
+	for (s = LIST_FIRST(&w->subs); s; s = next) {
+		next = LIST_NEXT(s, link);
+		if (s->check_seq) s->check_seq = 0;
+		if (!(view_fresh(w) && sub_fresh(r, s, now))) {
+			while ((x = TAILQ_FIRST(&s->pending)) != NULL) waiter_finish(r, x, 503, NULL);
+		} else {
+			process_sub(s, true);
+		}
+		if (sub_idle(s) && !sub_fresh(r, s, now)) sub_free(r, s);
+	}
+	if (w->n_held) arm_timer(w, w->have == HAVE_ROW && w->view.interval_ms ? w->view.interval_ms : 1000);
+	watch_maybe_free(w);
+}
+
+static void on_kind_result(void *arg, const PGresult *res, const char *err)
+{
+	read_batch *b = arg;
+	gw_registry *r = b->reg;
+	char perr[160];
+
+	if (res == NULL) {
+		r->st.read_errors++;
+		log_warn("re-read failed kind=%s resources=%zu error=\"%s\"", gw_kind_name(b->kind), b->n, err ? err : "?");
+		for (size_t i = 0; i < b->n; i++) read_failed(r, b->watches[i]);
+		batch_free(b);
+		schedule_flush(r);
+		return;
+	}
+	int rows = PQntuples(res);
+	r->st.read_rows[b->kind] += (uint64_t)rows;
+	/* Rows come back in any order. A watch of this batch is still in_flight until its row is applied;
+	 * whatever is left in flight afterwards had no row: missing (or unreadable, treated alike). */
+	for (int i = 0; i < rows; i++) {
+		pol_view v = {0};
+		const char *ent = NULL;
+		int64_t id;
+		int rc;
+		if (b->kind == GW_RUN) {
+			db_run_row row;
+			if (db_parse_run_row(res, i, &row, perr, sizeof perr) != 0) goto bad;
+			pol_run pr = {row.id, row.workspace_id, row.tenant_id, row.type, row.status, row.outcome,
+			              row.summary_counts, row.failure_summary, row.created_at, row.started_at,
+			              row.completed_at};
+			rc = pol_run_view(&r->cfg->policy, &pr, row.now, &v);
+			id = row.id;
+			ent = row.entitled;
+		} else {
+			db_pack_row row;
+			if (db_parse_pack_row(res, i, &row, perr, sizeof perr) != 0) goto bad;
+			pol_pack pp = {row.present, row.id, row.workspace_id, row.tenant_id, row.operation_run_id,
+			               row.status, row.generated_at, row.expires_at, row.file_size, row.created_at,
+			               row.updated_at};
+			rc = pol_pack_view(&r->cfg->policy, &pp, row.now, &v);
+			id = row.tenant_id;
+			ent = row.entitled;
+		}
+		if (rc != 0) {
+			snprintf(perr, sizeof perr, "could not build the representation");
+			goto bad;
+		}
+		if (v.bad_fields) {
+			r->st.bad_rows++;
+			log_warn("row has unreadable fields kind=%s id=%" PRId64 " fields=%d", gw_kind_name(b->kind), id,
+			         v.bad_fields);
+		}
+		gw_watch *w = watch_find(r, b->kind, id);
+		if (w && w->in_flight) apply_read(r, b, w, &v, ent);
+		pol_view_clear(&v);
+		continue;
+	bad:
+		r->st.bad_rows++;
+		log_warn("unreadable row kind=%s error=\"%s\"", gw_kind_name(b->kind), perr);
+	}
+	for (size_t k = 0; k < b->n; k++)
+		if (b->watches[k]->in_flight) apply_read(r, b, b->watches[k], NULL, NULL);
+	for (size_t k = 0; k < b->n; k++) watch_maybe_free(b->watches[k]);
+	batch_free(b);
+	schedule_flush(r);
+}
+
+static void on_token_result(void *arg, const PGresult *res, const char *err)
+{
+	read_batch *b = arg;
+	gw_registry *r = b->reg;
+	char perr[160];
+
+	if (res == NULL) {
+		r->st.read_errors++;
+		log_warn("token lookup failed tokens=%zu error=\"%s\"", b->n, err ? err : "?");
+		for (size_t i = 0; i < b->n; i++) {
+			b->tokens[i]->state = AUTH_TOKEN_NEW;
+			token_resolved(r, b->tokens[i], true);
+		}
+		batch_free(b);
+		schedule_flush(r);
+		return;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		auth_token *t = b->tokens[i];
+		bool found = false;
+		for (int k = 0; k < PQntuples(res); k++) {
+			db_token_row row;
+			if (db_parse_token_row(res, k, &row, perr, sizeof perr) != 0) {
+				r->st.bad_rows++;
+				continue;
+			}
+			if (memcmp(row.hash, t->hash, AUTH_HASH_LEN) == 0) {
+				auth_token_set(r->tokens, t, true, row.user_id, row.expires_at == DB_NULL ? AUTH_NEVER : row.expires_at,
+				               b->sent_ms);
+				found = true;
+				break;
+			}
+		}
+		if (!found) auth_token_set(r->tokens, t, false, 0, AUTH_NEVER, b->sent_ms);
+		token_resolved(r, t, false);
+	}
+	batch_free(b);
+	schedule_flush(r);
+}
+
+static size_t batch_cap(const gw_registry *r)
+{
+	return (size_t)r->cfg->reread_batch_max;
+}
+
+static void send_token_batch(gw_registry *r)
+{
+	read_batch *b = calloc(1, sizeof *b);
+	size_t cap = batch_cap(r);
+	auth_token *t;
+	char hex[2 * AUTH_HASH_LEN + 2];
+	if (b == NULL || (b->tokens = calloc(cap, sizeof *b->tokens)) == NULL) goto fail;
+	b->reg = r;
+	b->kind = GW_KINDS;
+	b->sent_ms = mono_ms();
+	db_batch_params_init(&b->params);
+	/* Tokens travel as a text[] of hex hashes: reuse the ids literal builder's buffer by hand. */
+	char *lit = NULL;
+	size_t len = 0;
+	while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL && b->n < cap) {
+		TAILQ_REMOVE(&r->token_dirty, t, batch_link);
+		t->in_batch = false;
+		t->state = AUTH_TOKEN_LOOKING;
+		b->tokens[b->n++] = t;
+		auth_hash_hex(t->hash, hex);
+		char *nl = realloc(lit, len + 2 * AUTH_HASH_LEN + 4);
+		if (nl == NULL) {
+			free(lit);
+			lit = NULL;
+			break;
+		}
+		lit = nl;
+		lit[len++] = b->n == 1 ? '{' : ',';
+		memcpy(lit + len, hex, 2 * AUTH_HASH_LEN);
+		len += 2 * AUTH_HASH_LEN;
+		lit[len] = '\0';
+	}
+	if (lit == NULL) goto fail_tokens;
+	lit[len++] = '}';
+	lit[len] = '\0';
+	b->params.ids = lit;
+	const char *params[1] = {lit};
+	r->st.token_reads++;
+	if (db_pool_query(r->pool, db_sql_tokens, 1, params, on_token_result, b) != 0) {
+		on_token_result(b, NULL, "database unavailable");
+	}
+	return;
+fail_tokens:
+	on_token_result(b, NULL, "out of memory");
+	return;
+fail:
+	batch_free(b);
+	log_error("out of memory building a token batch");
+}
+
+static void send_kind_batch(gw_registry *r, gw_kind kind)
+{
+	read_batch *b = calloc(1, sizeof *b);
+	size_t cap = batch_cap(r);
+	int64_t now = mono_ms();
+	int64_t *users = NULL;
+	size_t users_cap = 0;
+	gw_watch *w, *next;
+
+	if (b == NULL || (b->watches = calloc(cap, sizeof *b->watches)) == NULL) {
+		batch_free(b);
+		log_error("out of memory building a read batch");
+		return;
+	}
+	b->reg = r;
+	b->kind = kind;
+	b->seq = ++r->batch_seq;
+	b->epoch = r->epoch;
+	b->sent_ms = now;
+	db_batch_params_init(&b->params);
+	for (w = TAILQ_FIRST(&r->dirty[kind]); w && b->n < cap; w = next) {
+		next = TAILQ_NEXT(w, dirty_link);
+		if (w->in_flight) continue; /* read again when the one in flight returns */
+		size_t nu = 0;
+		gw_sub *s;
+		LIST_FOREACH(s, &w->subs, link) {
+			if (sub_fresh(r, s, now) && s->ent == ENT_ENTITLED) continue;
+			if (nu == users_cap) {
+				size_t nc = users_cap ? users_cap * 2 : 16;
+				int64_t *nn = realloc(users, nc * sizeof *nn);
+				if (nn == NULL) break;
+				users = nn;
+				users_cap = nc;
+			}
+			users[nu++] = s->user_id;
+			s->check_seq = b->seq;
+		}
+		if (db_batch_params_add(&b->params, w->id, users, nu) != 0) break;
+		TAILQ_REMOVE(&r->dirty[kind], w, dirty_link);
+		w->dirty = false;
+		w->in_flight = true;
+		if (w->wake_cause == CAUSE_NOTIFY) r->st.wakes_notify++;
+		else if (w->wake_cause == CAUSE_SAFETY) r->st.wakes_safety++;
+		else if (w->wake_cause == CAUSE_RECONNECT) r->st.wakes_reconnect++;
+		b->watches[b->n++] = w;
+	}
+	free(users);
+	if (b->n == 0) {
+		batch_free(b);
+		return;
+	}
+	r->st.reads[kind]++;
+	r->st.read_resources[kind] += b->n;
+	if (db_batch_params_finish(&b->params) != 0) {
+		on_kind_result(b, NULL, "out of memory");
+		return;
+	}
+	const char *params[2] = {b->params.ids, b->params.users};
+	if (db_pool_query(r->pool, kind == GW_RUN ? db_sql_runs : db_sql_packs, 2, params, on_kind_result, b) != 0)
+		on_kind_result(b, NULL, "database unavailable");
+}
+
+static bool has_sendable(gw_registry *r, gw_kind kind)
+{
+	gw_watch *w;
+	TAILQ_FOREACH(w, &r->dirty[kind], dirty_link)
+		if (!w->in_flight) return true;
+	return false;
+}
+
+static void flush(gw_registry *r)
+{
+	bool down = db_pool_connected(r->pool) == 0;
+	/* Send while a connection is idle; with the database down, fail fast (the callbacks answer 503 or
+	 * keep held waiters as they are). One batch per kind per round keeps kinds fair. */
+	for (int guard = 0; guard < 64; guard++) {
+		bool sent = false;
+		if (!down && db_pool_idle(r->pool) == 0) break;
+		if (!TAILQ_EMPTY(&r->token_dirty)) {
+			send_token_batch(r);
+			sent = true;
+		}
+		for (int k = 0; k < GW_KINDS; k++) {
+			if (!down && db_pool_idle(r->pool) == 0) break;
+			if (has_sendable(r, (gw_kind)k)) {
+				send_kind_batch(r, (gw_kind)k);
+				sent = true;
+			}
+		}
+		if (!sent) break;
+		down = db_pool_connected(r->pool) == 0;
+	}
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	gw_registry *r = arg;
+	(void)fd;
+	(void)what;
+	r->flush_scheduled = false;
+	flush(r);
+}
+
+static void schedule_flush(gw_registry *r)
+{
+	/* Deferred to the end of this loop iteration, so every hint of the iteration shares one query. */
+	if (!r->flush_scheduled) {
+		r->flush_scheduled = true;
+		event_active(r->flush_ev, EV_TIMEOUT, 0);
+	}
+}
+
+/* ---- entry points ---- */
+
+static void attach(gw_registry *r, gw_waiter *w)
+{
+	gw_watch *wt = watch_get(r, w->kind, w->id);
+	gw_sub *s = wt ? sub_get(r, wt, w->token->user_id) : NULL;
+	if (s == NULL) {
+		waiter_finish(r, w, 503, NULL);
+		if (wt) watch_maybe_free(wt);
+		return;
+	}
+	w->state = GW_W_READ;
+	w->sub = s;
+	TAILQ_INSERT_TAIL(&s->pending, w, link);
+	wt->n_pending++;
+	r->st.pending++;
+	process_sub(s, view_fresh(wt));
+}
+
+void gw_reg_submit(gw_registry *r, gw_waiter *w)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(w->req);
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	int64_t now = mono_ms();
+
+	w->reg = r;
+	w->state = GW_W_NEW;
+	event_assign(&w->ev, r->base, fd, EV_CLOSED, on_waiter_event, w);
+	event_add(&w->ev, NULL);
+	evhttp_connection_set_closecb(evcon, on_conn_close, w);
+
+	auth_token *t = auth_cache_get(r->tokens, w->token_hash);
+	r->outstanding++;
+	if (t == NULL) {
+		waiter_finish(r, w, 503, NULL);
+		return;
+	}
+	t->users++;
+	w->token = t;
+	if (auth_token_fresh(t, now, wall_us(), r->cfg->auth_cache_ttl_ms)) {
+		attach(r, w);
+		return;
+	}
+	if (t->state == AUTH_TOKEN_INVALID && now - t->checked_ms < 1000) {
+		/* A token just found invalid: answer without another lookup for a second. */
+		waiter_finish(r, w, 401, NULL);
+		return;
+	}
+	w->state = GW_W_AUTH;
+	TAILQ_INSERT_TAIL(&t->waiting, &w->auth_link, link);
+	r->st.pending++;
+	if (t->state != AUTH_TOKEN_LOOKING && !t->in_batch) {
+		t->in_batch = true;
+		TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
+		schedule_flush(r);
+	}
+}
+
+void gw_reg_notify(gw_registry *r, gw_kind kind, int64_t id)
+{
+	gw_watch *w = watch_find(r, kind, id);
+	r->st.notifies[kind]++;
+	if (w == NULL || w->closed) return; /* closed for good: later NOTIFYs are ignored */
+	if (w->n_held || w->n_pending) {
+		if (!w->notified_ms) w->notified_ms = mono_ms();
+		mark_dirty(w, CAUSE_NOTIFY);
+	} else {
+		w->stale = true; /* a cache nobody waits on: read it when somebody asks */
+	}
+}
+
+void gw_reg_notify_access(gw_registry *r, int64_t user_id)
+{
+	r->st.notifies[GW_KINDS]++;
+	auth_cache_invalidate_user(r->tokens, user_id);
+	/* Entitlement verdicts of that user (or everyone) are re-checked on the next read of each watch
+	 * they hold; held ones are read now. */
+	for (size_t i = 0; i < r->subs.nbuckets; i++) {
+		for (cm_hnode *n = r->subs.buckets[i]; n; n = n->next) {
+			gw_sub *s = (gw_sub *)(void *)n;
+			if (user_id >= 0 && s->user_id != user_id) continue;
+			s->checked_ms = INT64_MIN / 2;
+			if (!TAILQ_EMPTY(&s->held) && !s->w->closed) mark_dirty(s->w, CAUSE_NOTIFY);
+		}
+	}
+}
+
+static void for_each_watch(gw_registry *r, void (*fn)(gw_registry *r, gw_watch *w))
+{
+	for (size_t i = 0; i < r->watches.nbuckets; i++) {
+		cm_hnode *n = r->watches.buckets[i];
+		while (n) {
+			cm_hnode *next = n->next;
+			fn(r, (gw_watch *)(void *)n);
+			n = next;
+		}
+	}
+}
+
+static void reread_after_reconnect(gw_registry *r, gw_watch *w)
+{
+	(void)r;
+	if (w->closed) return;
+	w->stale = true;
+	if (w->n_held || w->n_pending) mark_dirty(w, CAUSE_RECONNECT);
+}
+
+void gw_reg_listen_up(gw_registry *r)
+{
+	r->listen_up = true;
+	r->epoch++;
+	/* Notifications sent while the session was down are lost: read every held resource again. */
+	for_each_watch(r, reread_after_reconnect);
+}
+
+static void mark_stale(gw_registry *r, gw_watch *w)
+{
+	(void)r;
+	w->stale = true;
+}
+
+void gw_reg_listen_down(gw_registry *r)
+{
+	r->listen_up = false;
+	r->epoch++;
+	for_each_watch(r, mark_stale);
+}
+
+void gw_reg_pool_changed(gw_registry *r)
+{
+	schedule_flush(r);
+}
+
+static void drain_watch(gw_registry *r, gw_watch *w)
+{
+	gw_sub *s;
+	gw_waiter *x;
+	LIST_FOREACH(s, &w->subs, link) {
+		while ((x = TAILQ_FIRST(&s->held)) != NULL) waiter_finish(r, x, 304, &w->view);
+	}
+}
+
+void gw_reg_drain(gw_registry *r)
+{
+	r->draining = true;
+	for_each_watch(r, drain_watch);
+}
+
+uint64_t gw_reg_outstanding(const gw_registry *r)
+{
+	return r->outstanding;
+}
+
+static void abort_watch(gw_registry *r, gw_watch *w)
+{
+	gw_sub *s;
+	gw_waiter *x;
+	LIST_FOREACH(s, &w->subs, link) {
+		while ((x = TAILQ_FIRST(&s->held)) != NULL) waiter_finish(r, x, 304, &w->view);
+		while ((x = TAILQ_FIRST(&s->pending)) != NULL) waiter_finish(r, x, 503, NULL);
+	}
+}
+
+void gw_reg_abort_pending(gw_registry *r)
+{
+	auth_token *t;
+	for_each_watch(r, abort_watch);
+	while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL) {
+		TAILQ_REMOVE(&r->token_dirty, t, batch_link);
+		t->in_batch = false;
+		token_resolved(r, t, true);
+	}
+}
+
+/* ---- lifecycle ---- */
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	gw_registry *r = arg;
+	(void)fd;
+	(void)what;
+	auth_cache_sweep(r->tokens, mono_ms(), r->cfg->auth_cache_ttl_ms);
+}
+
+gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool *pool)
+{
+	gw_registry *r = calloc(1, sizeof *r);
+	struct timeval one = {1, 0};
+	if (r == NULL) return NULL;
+	r->base = base;
+	r->cfg = cfg;
+	r->pool = pool;
+	for (int k = 0; k < GW_KINDS; k++) TAILQ_INIT(&r->dirty[k]);
+	TAILQ_INIT(&r->token_dirty);
+	if ((r->tokens = auth_cache_new()) == NULL || cm_hmap_init(&r->watches, 1024) != 0 ||
+	    cm_hmap_init(&r->subs, 1024) != 0 || cm_hmap_init(&r->users, 256) != 0 || cm_hmap_init(&r->clients, 256) != 0)
+		goto err;
+	if ((r->flush_ev = event_new(base, -1, 0, on_flush, r)) == NULL) goto err;
+	if ((r->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, r)) == NULL) goto err;
+	event_add(r->sweep_ev, &one);
+	return r;
+err:
+	gw_reg_free(r);
+	return NULL;
+}
+
+static void free_watch_waiters(gw_registry *r, gw_watch *w)
+{
+	gw_sub *s;
+	gw_waiter *x;
+	LIST_FOREACH(s, &w->subs, link) {
+		while ((x = TAILQ_FIRST(&s->held)) != NULL) waiter_gone(r, x);
+		while ((x = TAILQ_FIRST(&s->pending)) != NULL) waiter_gone(r, x);
+	}
+}
+
+static void free_watch_only(gw_registry *r, gw_watch *w)
+{
+	(void)r;
+	w->in_flight = false;
+	watch_free(w);
+}
+
+void gw_reg_free(gw_registry *r)
+{
+	if (r == NULL) return;
+	if (r->watches.buckets) {
+		for_each_watch(r, free_watch_waiters);
+		for_each_watch(r, free_watch_only);
+	}
+	if (r->tokens) {
+		/* Waiters still on token lookups. */
+		auth_token *t;
+		while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL) {
+			TAILQ_REMOVE(&r->token_dirty, t, batch_link);
+			t->in_batch = false;
+		}
+	}
+	if (r->flush_ev) event_free(r->flush_ev);
+	if (r->sweep_ev) event_free(r->sweep_ev);
+	auth_cache_free(r->tokens);
+	cm_hmap_fini(&r->watches);
+	cm_hmap_fini(&r->subs);
+	/* Counters are freed with their last waiter; any left would be a bug, but free the table anyway. */
+	cm_hmap_fini(&r->users);
+	cm_hmap_fini(&r->clients);
+	free(r);
+}
+
+void gw_reg_set_conf(gw_registry *r, const conf *cfg)
+{
+	r->cfg = cfg;
+}
+
+const gw_reg_stats *gw_reg_get_stats(const gw_registry *r)
+{
+	return &r->st;
+}
+
+size_t gw_reg_token_cache_size(const gw_registry *r)
+{
+	return auth_cache_size(r->tokens);
+}
