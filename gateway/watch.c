@@ -661,7 +661,13 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 				waiter_finish(r, x, 404, NULL);
 			}
 		} else if (changed) {
+			int64_t now_us = wall_us();
 			while ((x = TAILQ_FIRST(&s->held)) != NULL) {
+				/* Never new state on a credential that has expired meanwhile. */
+				if (x->token->expires_at_us != AUTH_NEVER && x->token->expires_at_us <= now_us) {
+					waiter_finish(r, x, 401, NULL);
+					continue;
+				}
 				r->st.answered_change++;
 				waiter_finish(r, x, 200, &w->view);
 			}
