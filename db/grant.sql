@@ -1,0 +1,33 @@
+-- db/grant.sql — the gateway's database role: SELECT on the schema's tables, nothing else.
+--
+--   psql -v ON_ERROR_STOP=1 -d pollgate -f db/grant.sql                     role pollgate_gateway
+--   psql -v ON_ERROR_STOP=1 -v role=my_gateway -d pollgate -f db/grant.sql  another name
+--
+-- The role can log in and has no password: give it one (ALTER ROLE ... PASSWORD) or authenticate it
+-- by other means in pg_hba.conf. LISTEN needs no privilege. Safe to run again.
+
+\if :{?role}
+\else
+\set role pollgate_gateway
+\endif
+
+-- psql variables are not expanded inside a DO body: hand the name over as a session setting.
+SELECT set_config('pollgate.grant_role', :'role', false);
+
+DO $$
+DECLARE
+    r text := current_setting('pollgate.grant_role');
+    t text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+        EXECUTE format('CREATE ROLE %I LOGIN', r);
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', r);
+    FOREACH t IN ARRAY ARRAY['users', 'workspaces', 'tenants', 'workspace_memberships',
+                             'tenant_memberships', 'role_capabilities', 'access_tokens',
+                             'operation_runs', 'review_packs']
+    LOOP
+        EXECUTE format('GRANT SELECT ON TABLE public.%I TO %I', t, r);
+    END LOOP;
+END;
+$$;

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# scripts/deps.sh — make sure the Debian packages pollgate builds, runs and tests with are installed.
+#
+# Quiet when everything is there ("deps: all present"). As root it installs what is missing with apt-get;
+# otherwise it prints the exact command to run and exits 1. postgresql-15 may create and start a default
+# system cluster on 5432 when installed: harmless, pollgate's own clusters use their own ports.
+set -euo pipefail
+
+PACKAGES=(
+	build-essential pkg-config
+	libevent-dev libpq-dev libjansson-dev libssl-dev libcmocka-dev
+	postgresql-15
+	python3 python3-pytest python3-psycopg2
+	curl procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	if [ "$status" != "installed" ]; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: all present"
+	exit 0
+fi
+
+echo "deps: missing: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: not root; install them with:" >&2
+	echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
+echo "deps: installed ${missing[*]}"
