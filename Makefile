@@ -48,9 +48,12 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: pollgate
 
-# The binary name is fixed (fixed-points.md): ./pollgate at the top of the checkout.
+# The binary name is fixed (fixed-points.md): ./pollgate at the top of the checkout. It is synced by
+# content, not by date (a sanitizer build and a plain one take turns in it), and replaced with a rename
+# so a running copy is never written into.
+.PHONY: pollgate
 pollgate: $(BUILD)/pollgate
-	cp $< $@
+	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@ && echo "pollgate <- $<"; }
 
 $(BUILD)/pollgate: $(LIB_OBJ) $(MAIN_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -65,6 +68,8 @@ room_obj = $(patsubst %.c,$(BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 TEST_OBJ_policy  = $(call room_obj,policy/% common/%)
 TEST_OBJ_config  = $(call room_obj,gateway/config.c policy/% common/%)
 TEST_OBJ_auth    = $(call room_obj,auth/% policy/% common/%)
+TEST_OBJ_http    = $(call room_obj,gateway/http.c common/%)
+TEST_OBJ_hmap    = $(call room_obj,common/%)
 test_objs = $(if $(TEST_OBJ_$(1)),$(TEST_OBJ_$(1)),$(LIB_OBJ))
 
 .SECONDEXPANSION:

@@ -84,7 +84,9 @@ unsigned auth_cache_sweep(auth_cache *c, int64_t now_ms, int64_t ttl_ms)
 	auth_token *t = TAILQ_FIRST(&c->by_age), *next;
 	for (; t != NULL; t = next) {
 		next = TAILQ_NEXT(t, age_link);
-		bool old = t->state == AUTH_TOKEN_NEW || t->state == AUTH_TOKEN_INVALID || now_ms - t->checked_ms >= ttl_ms;
+		/* A NEW entry was never checked; any other is old once it is no longer fresh by age. An INVALID
+		 * one is kept like a VALID one: it is the negative cache that spares a lookup per bad request. */
+		bool old = t->state == AUTH_TOKEN_NEW || now_ms - t->checked_ms >= ttl_ms;
 		if (!old) break; /* the rest were checked later */
 		if (t->users != 0 || !TAILQ_EMPTY(&t->waiting) || t->in_batch || t->state == AUTH_TOKEN_LOOKING) continue;
 		TAILQ_REMOVE(&c->by_age, t, age_link);

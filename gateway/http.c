@@ -79,7 +79,7 @@ int gw_http_parse_wait(const char *s, int64_t max_ms, int64_t *ms)
 		if (*p < '0' || *p > '9') return -1;
 		if (!big) {
 			secs = secs * 10 + (*p - '0');
-			if (secs > max_ms / 1000 + 1) big = true;
+			if (secs > max_ms / 1000) big = true; /* so secs * 1000 <= max_ms cannot overflow */
 		}
 	}
 	int64_t v = big ? max_ms : secs * 1000;
@@ -108,9 +108,13 @@ bool gw_http_prefer_wait(const char *prefer, int64_t *seconds)
 					if (v < INT64_MAX / 100) v = v * 10 + (*q - '0');
 					q++;
 				}
-				if (quoted && *q == '"') q++;
+				bool digits = q > d;
+				if (quoted) {
+					if (*q == '"') q++;
+					else digits = false; /* unterminated quoted-string */
+				}
 				while (*q == ' ' || *q == '\t') q++;
-				if (q > d && (*q == '\0' || *q == ',' || *q == ';')) {
+				if (digits && (*q == '\0' || *q == ',' || *q == ';')) {
 					*seconds = v;
 					return true;
 				}
