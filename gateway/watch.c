@@ -10,8 +10,10 @@
  */
 #include "gateway/watch.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 
@@ -55,7 +57,8 @@ typedef struct gw_sub {
 	int64_t user_id;
 	ent_state ent;
 	int64_t checked_ms;
-	uint64_t check_seq; /* the batch that is checking it, or 0 */
+	uint64_t check_seq;   /* the batch that is checking it, or 0 */
+	uint64_t verdict_seq; /* the batch that gave the current verdict */
 	LIST_ENTRY(gw_sub) link;
 	TAILQ_HEAD(, gw_waiter) pending;
 	TAILQ_HEAD(, gw_waiter) held;
@@ -126,7 +129,8 @@ static int64_t wall_us(void)
 
 static void schedule_flush(gw_registry *r);
 static void watch_maybe_free(gw_watch *w);
-static void process_sub(gw_sub *s, bool view_ok);
+static bool client_matches(const gw_waiter *w, const char *etag);
+
 
 /* ---- keys ---- */
 
@@ -293,13 +297,44 @@ static void waiter_gone(gw_registry *r, gw_waiter *w)
 	if (wt) watch_maybe_free(wt);
 }
 
+static void on_waiter_event(evutil_socket_t fd, short what, void *arg);
+
+/* Watch the socket of a waiter: EV_CLOSED catches a FIN (EPOLLRDHUP), but libevent reports a reset
+ * (EPOLLHUP/EPOLLERR) as readable, so EV_READ is watched too and a peek tells the two apart. */
+static void waiter_watch(gw_registry *r, gw_waiter *w, short events, const struct timeval *tv)
+{
+	evutil_socket_t fd = event_get_fd(&w->ev);
+	event_del(&w->ev);
+	event_assign(&w->ev, r->base, fd, events, on_waiter_event, w);
+	event_add(&w->ev, tv);
+}
+
 static void on_waiter_event(evutil_socket_t fd, short what, void *arg)
 {
 	gw_waiter *w = arg;
 	gw_registry *r = w->reg;
-	(void)fd;
 	if (what & EV_CLOSED) {
 		waiter_gone(r, w);
+		return;
+	}
+	if (what & EV_READ) {
+		char c;
+		ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			waiter_gone(r, w);
+			return;
+		}
+		if (n > 0) {
+			/* A pipelined request while this one waits: stop watching for reads (it would spin), keep
+			 * the close watch and the deadline. evhttp reads it after our answer. */
+			struct timeval deadline, now, left = {0, 0};
+			bool timed = event_pending(&w->ev, EV_TIMEOUT, &deadline) != 0;
+			if (timed) {
+				evutil_gettimeofday(&now, NULL);
+				if (evutil_timercmp(&deadline, &now, >)) evutil_timersub(&deadline, &now, &left);
+			}
+			waiter_watch(r, w, EV_CLOSED, timed ? &left : NULL);
+		}
 		return;
 	}
 	if ((what & EV_TIMEOUT) && w->state == GW_W_HELD) {
@@ -553,21 +588,48 @@ static void decide(gw_registry *r, gw_sub *s, gw_waiter *w)
 	hold(r, s, w);
 }
 
-/* Decide every pending waiter of a sub that can be decided; ask for a read for the rest. `view_ok` says
- * the watch's view may be used: fresh, or just produced by a read sent after these waiters arrived. */
-static void process_sub(gw_sub *s, bool view_ok)
+/* How a sub's pending waiters are decided:
+ *   PS_READ    right after a read of the watch (batch `seq`): every waiter is decided on it;
+ *   PS_CACHED  a new arrival: only a waiter that the cached view would *hold* (its version is current,
+ *              the resource active) or a closed watch's final view is decided from the cache — a hold is
+ *              safe because a commit racing it still sends the NOTIFY that wakes it; anything that would
+ *              be answered now (200, 304, 404) waits for a read, so no answer is older than the request;
+ *   PS_FAILED  the read failed: holdable waiters are still held on the last good view, the rest get 503. */
+typedef enum { PS_READ, PS_CACHED, PS_FAILED } ps_mode;
+
+static bool holdable(const gw_registry *r, const gw_watch *wt, const gw_waiter *w)
+{
+	if (wt->have != HAVE_ROW) return false;
+	if (wt->closed) return true; /* final: answered from the view whatever it is */
+	return wt->view.active && w->wait_ms > 0 && !r->draining && client_matches(w, wt->view.etag);
+}
+
+static void process_sub(gw_sub *s, ps_mode mode, uint64_t seq)
 {
 	gw_watch *wt = s->w;
 	gw_registry *r = wt->reg;
-	gw_waiter *w;
+	gw_waiter *w, *next;
+	bool need_read = false;
 
 	if (TAILQ_EMPTY(&s->pending)) return;
-	if (s->ent == ENT_DENIED || (view_ok && (sub_fresh(r, s, mono_ms()) || wt->have == HAVE_MISSING))) {
+	if (s->ent == ENT_DENIED && mode == PS_READ) {
+		while ((w = TAILQ_FIRST(&s->pending)) != NULL) decide(r, s, w); /* 404 */
+		return;
+	}
+	bool verdict_ok = s->ent == ENT_ENTITLED && (sub_fresh(r, s, mono_ms()) || (mode == PS_READ && s->verdict_seq == seq));
+	if (mode == PS_READ && (verdict_ok || wt->have == HAVE_MISSING)) {
 		/* decide() takes each waiter off the pending list (answered or held). */
 		while ((w = TAILQ_FIRST(&s->pending)) != NULL) decide(r, s, w);
 		return;
 	}
-	if (!wt->in_flight) mark_dirty(wt, CAUSE_NEW);
+	bool cache_ok = verdict_ok && (mode == PS_FAILED || view_fresh(wt));
+	for (w = TAILQ_FIRST(&s->pending); w; w = next) {
+		next = TAILQ_NEXT(w, link);
+		if (cache_ok && holdable(r, wt, w)) decide(r, s, w);
+		else if (mode == PS_FAILED) waiter_finish(r, w, 503, NULL);
+		else need_read = true;
+	}
+	if (need_read && !wt->in_flight) mark_dirty(wt, CAUSE_NEW);
 }
 
 /* ---- token stage ---- */
@@ -614,6 +676,7 @@ static void mark_entitled(void *arg, int64_t user)
 	if (s && s->check_seq == c->b->seq) {
 		s->ent = ENT_ENTITLED;
 		s->checked_ms = c->sent_ms;
+		s->verdict_seq = c->b->seq;
 		s->check_seq = 0;
 	}
 }
@@ -635,6 +698,7 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 	LIST_FOREACH(s, &w->subs, link) {
 		if (s->check_seq == b->seq) {
 			s->ent = ENT_DENIED;
+			s->verdict_seq = b->seq;
 			s->check_seq = 0;
 		}
 	}
@@ -672,7 +736,7 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 				waiter_finish(r, x, 200, &w->view);
 			}
 		}
-		process_sub(s, true);
+		process_sub(s, PS_READ, b->seq);
 		if (sub_idle(s) && (s->ent == ENT_DENIED || !sub_fresh(r, s, now))) sub_free(r, s);
 	}
 	if (changed && w->notified_ms) {
@@ -697,17 +761,12 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 static void read_failed(gw_registry *r, gw_watch *w)
 {
 	gw_sub *s, *next;
-	gw_waiter *x;
 	int64_t now = mono_ms();
 	w->in_flight = false;
 	for (s = LIST_FIRST(&w->subs); s; s = next) {
 		next = LIST_NEXT(s, link);
-		if (s->check_seq) s->check_seq = 0;
-		if (!(view_fresh(w) && sub_fresh(r, s, now))) {
-			while ((x = TAILQ_FIRST(&s->pending)) != NULL) waiter_finish(r, x, 503, NULL);
-		} else {
-			process_sub(s, true);
-		}
+		s->check_seq = 0;
+		process_sub(s, PS_FAILED, 0);
 		if (sub_idle(s) && !sub_fresh(r, s, now)) sub_free(r, s);
 	}
 	if (w->n_held) arm_timer(w, w->have == HAVE_ROW && w->view.interval_ms ? w->view.interval_ms : 1000);
@@ -1003,7 +1062,7 @@ static void attach(gw_registry *r, gw_waiter *w)
 	TAILQ_INSERT_TAIL(&s->pending, w, link);
 	wt->n_pending++;
 	r->st.pending++;
-	process_sub(s, view_fresh(wt));
+	process_sub(s, PS_CACHED, 0);
 }
 
 void gw_reg_submit(gw_registry *r, gw_waiter *w)
@@ -1014,7 +1073,7 @@ void gw_reg_submit(gw_registry *r, gw_waiter *w)
 
 	w->reg = r;
 	w->state = GW_W_NEW;
-	event_assign(&w->ev, r->base, fd, EV_CLOSED, on_waiter_event, w);
+	event_assign(&w->ev, r->base, fd, EV_CLOSED | EV_READ | EV_PERSIST, on_waiter_event, w);
 	event_add(&w->ev, NULL);
 	evhttp_connection_set_closecb(evcon, on_conn_close, w);
 
