@@ -87,6 +87,7 @@ test: deps
 	$(MAKE) --no-print-directory SANITIZE=address,undefined $(BUILD_SAN_BIN)
 	$(MAKE) --no-print-directory pollgate
 	POLLGATE_BIN=$(CURDIR)/build/san/pollgate scripts/test-integration.sh
+	POLLGATE_BIN=$(CURDIR)/pollgate scripts/test-integration.sh
 
 BUILD_SAN_BIN := build/san/pollgate
 
