@@ -358,6 +358,14 @@ int main(int argc, char **argv)
 	}
 	log_info("pollgate started version=%s listen=%s pool=%d", POLLGATE_VERSION, a.cfg->listen, a.cfg->db_pool_size);
 	event_base_dispatch(a.base);
+	/* From here on a repeated stop signal must not kill the tear-down (libevent restores the default
+	 * disposition as it frees its signal events): keep them pending until exit. */
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop, NULL);
 	int code = a.exit_code;
 	log_info("pollgate stopped exit=%d", code);
 	app_free(&a);

@@ -186,3 +186,18 @@ def test_after_drain_starts_the_port_refuses_new_connections(gateway, world, db)
     assert gw.stop(timeout=15) == 0
     with pytest.raises(OSError):
         socket.create_connection((gw.host, gw.port), timeout=2).close()
+
+
+def test_a_second_stop_signal_during_the_drain_still_exits_0(gateway, world, db):
+    make_run(db, 1, 7, id=42, status="running")
+    gw = gateway()
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+    mg = ManyGets([(gw.url + "/v1/runs/42?wait=30", {"Authorization": "Bearer tok-alice", "If-None-Match": etag})] * 20,
+                  timeout=40).start()
+    mg.wait_sent()
+    wait_for(lambda: gw.metrics().value("pollgate_waiters_held", kind="run") == 20, what="held")
+    for _ in range(3):
+        gw.send_signal(signal.SIGTERM)
+    gw.proc.wait(15)
+    assert gw.stop() == 0
+    assert {r.status for r in mg.results(timeout=20)} <= {304, 0}
