@@ -364,3 +364,18 @@ def test_repolling_with_the_current_version_is_held_without_a_query(gateway, wor
     assert gw.metrics().value("pollgate_reread_queries_total", kind="run") == reads
     assert gw.metrics().value("pollgate_token_lookups_total") == tokens
     assert {r.status for r in mg.results()} == {304}
+
+
+def test_losing_a_membership_answers_the_held_waiter_404_at_once(gateway, world, db):
+    # The access trigger's hint makes the held user's verdict stale and its watch re-read now, without
+    # waiting for the entitlement TTL or the safety net.
+    make_run(db, 1, 7, id=42, status="running", started_at=Raw("now() - interval '1 hour'"))
+    gw = gateway(auth_cache_ttl="1h")
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-bob").etag
+    mg = hold(gw, "/v1/runs/42", "tok-bob", etag)
+    wait_held(gw, 1)
+    t0 = time.monotonic()
+    with db.cursor() as cur:
+        cur.execute("DELETE FROM workspace_memberships WHERE user_id = 2")
+    (r,) = mg.results()
+    assert r.status == 404 and time.monotonic() - t0 < 2.0
