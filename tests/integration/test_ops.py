@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -201,3 +202,66 @@ def test_a_second_stop_signal_during_the_drain_still_exits_0(gateway, world, db)
     gw.proc.wait(15)
     assert gw.stop() == 0
     assert {r.status for r in mg.results(timeout=20)} <= {304, 0}
+
+
+# ---- limits ----
+
+def _hold_n(gw, token, etag, n, wait=20):
+    mg = ManyGets([(gw.url + f"/v1/runs/42?wait={wait}", {"Authorization": f"Bearer {token}", "If-None-Match": etag})] * n,
+                  timeout=wait + 20).start()
+    mg.wait_sent()
+    return mg
+
+
+def test_global_cap_on_held_waiters_is_503_with_retry_after(gateway, world, db):
+    make_run(db, 1, 7, id=42, status="running")
+    gw = gateway(max_waiters=3, retry_after="7s")
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+    mg = _hold_n(gw, "tok-alice", etag, 3, wait=2)
+    wait_for(lambda: gw.metrics().value("pollgate_waiters_held", kind="run") == 3, what="3 held")
+    r = gw.get("/v1/runs/42?wait=20", token="tok-bob", etag=etag, timeout=5)
+    assert r.status == 503 and r.headers.get("Retry-After") == "7" and r.json()["error"]["code"] == "unavailable"
+    # Not an error for a request that is answered at once.
+    assert gw.get("/v1/runs/42?wait=0", token="tok-bob").status == 200
+    assert {x.status for x in mg.results()} == {304}
+
+
+def test_per_principal_and_per_client_caps_are_429_with_retry_after(gateway, world, db):
+    make_run(db, 1, 7, id=42, status="running")
+    gw = gateway(max_waiters_per_principal=2, max_waiters_per_client=3)
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+    mg = _hold_n(gw, "tok-alice", etag, 2, wait=2)
+    wait_for(lambda: gw.metrics().value("pollgate_waiters_held", kind="run") == 2, what="2 held")
+    r = gw.get("/v1/runs/42?wait=20", token="tok-alice", etag=etag, timeout=5)
+    assert r.status == 429 and r.headers.get("Retry-After") and r.json()["error"]["code"] == "too_many_waiters"
+    mg2 = _hold_n(gw, "tok-bob", etag, 1, wait=2)      # another user, same client address: 3rd is allowed
+    wait_for(lambda: gw.metrics().value("pollgate_waiters_held", kind="run") == 3, what="3 held")
+    r = gw.get("/v1/runs/42?wait=20", token="tok-bob", etag=etag, timeout=5)   # 4th from this client
+    assert r.status == 429
+    assert {x.status for x in mg.results() + mg2.results()} == {304}
+
+
+def test_a_request_that_never_finishes_its_headers_is_dropped(gateway, world):
+    gw = gateway(header_timeout="1s")
+    s = socket.create_connection((gw.host, gw.port))
+    s.sendall(b"GET /v1/runs/42 HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+    s.settimeout(10)
+    t0 = time.monotonic()
+    try:
+        data = s.recv(4096)
+        while data:
+            data = s.recv(4096)
+    except ConnectionResetError:
+        pass
+    took = time.monotonic() - t0
+    s.close()
+    assert took < 5, f"connection still open after {took:.1f}s"
+    assert gw.get("/healthz").status == 200
+
+
+def test_listens_on_ipv6_loopback(gateway, world):
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+    gw = gateway(listen=f"[::1]:{port}")
+    assert gw.get("/healthz").status == 200
