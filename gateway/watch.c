@@ -1,12 +1,14 @@
 /*
- * gateway/watch.c — see watch.h for the model (watch -> sub -> waiter) and the batching rules.
+ * gateway/watch.c — the registry itself: watches, subs and waiters, their lifetimes, deciding and
+ * answering a request, holding it, and the entry points (submit, hints, drain). See watch.h for the
+ * model; the batched reads live in reread.c.
  *
  * Freshness, in one place:
  *   - a watch's view is fresh when it has been read, no read is due (not dirty, none in flight) and the
  *     read it came from ran while the LISTEN session was up and stayed up (no NOTIFY can have been lost);
  *     a terminal watch is closed and its view is final;
  *   - a sub is fresh when its user was found entitled by a read sent less than auth_cache_ttl ago.
- * A request is decided at once when both are fresh; otherwise it waits for the next batched read.
+ * A new request is held from a fresh cache when its version is current; any other answer reads first.
  */
 #include "gateway/watch.h"
 
@@ -23,89 +25,9 @@
 
 #include "common/hmap.h"
 #include "common/log.h"
-#include "db/pool.h"
-#include "db/queries.h"
 #include "gateway/http.h"
+#include "gateway/watch-internal.h"
 #include "policy/policy.h"
-
-typedef enum { HAVE_NOTHING = 0, HAVE_ROW, HAVE_MISSING } have_state;
-
-typedef struct gw_watch {
-	cm_hnode node;
-	gw_registry *reg;
-	gw_kind kind;
-	int64_t id;
-	have_state have;
-	pol_view view;
-	bool stale;     /* the view may predate a lost NOTIFY: read before trusting it */
-	bool closed;    /* terminal: answered, never held again, NOTIFYs ignored */
-	bool dirty;     /* in the dirty list of its kind */
-	bool in_flight; /* part of a read in flight */
-	int wake_cause; /* what made it dirty: for metrics */
-	int64_t notified_ms; /* when a NOTIFY marked it dirty (for the wake latency histogram), or 0 */
-	TAILQ_ENTRY(gw_watch) dirty_link;
-	struct event timer; /* safety net while held; linger otherwise */
-	LIST_HEAD(, gw_sub) subs;
-	unsigned n_held, n_pending;
-} gw_watch;
-
-typedef enum { ENT_UNCHECKED = 0, ENT_ENTITLED, ENT_DENIED } ent_state;
-
-typedef struct gw_sub {
-	cm_hnode node;
-	gw_watch *w;
-	int64_t user_id;
-	ent_state ent;
-	int64_t checked_ms;
-	uint64_t check_seq;   /* the batch that is checking it, or 0 */
-	uint64_t verdict_seq; /* the batch that gave the current verdict */
-	LIST_ENTRY(gw_sub) link;
-	TAILQ_HEAD(, gw_waiter) pending;
-	TAILQ_HEAD(, gw_waiter) held;
-} gw_sub;
-
-/* A per-user or per-client held counter. */
-typedef struct gw_counter {
-	cm_hnode node;
-	uint8_t key[16];
-	uint64_t n;
-} gw_counter;
-
-enum { CAUSE_NEW = 0, CAUSE_NOTIFY, CAUSE_SAFETY, CAUSE_RECONNECT };
-
-typedef struct read_batch {
-	gw_registry *reg;
-	gw_kind kind; /* or GW_KINDS for a token batch */
-	uint64_t seq;
-	uint64_t epoch;
-	int64_t sent_ms;
-	size_t n;
-	gw_watch **watches;  /* kind batches */
-	auth_token **tokens; /* token batches */
-	db_batch_params params;
-} read_batch;
-
-struct gw_registry {
-	struct event_base *base;
-	const conf *cfg;
-	struct db_pool *pool;
-	auth_cache *tokens;
-	cm_hmap watches, subs, users, clients;
-	TAILQ_HEAD(, gw_watch) dirty[GW_KINDS];
-	TAILQ_HEAD(, auth_token) token_dirty;
-	struct event *flush_ev;
-	struct event *sweep_ev;
-	bool flush_scheduled;
-	bool listen_up;
-	bool draining;
-	uint64_t epoch;
-	uint64_t batch_seq;
-	uint64_t outstanding;
-	gw_reg_stats st;
-	const struct timeval *common_tv[64];
-	int64_t common_ms[64];
-	int n_common;
-};
 
 static const char *const kind_names[] = {"run", "review_pack"};
 const char *gw_kind_name(gw_kind k)
@@ -113,22 +35,20 @@ const char *gw_kind_name(gw_kind k)
 	return kind_names[k];
 }
 
-static int64_t mono_ms(void)
+int64_t gw_mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t wall_us(void)
+int64_t gw_wall_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void schedule_flush(gw_registry *r);
-static void watch_maybe_free(gw_watch *w);
 static bool client_matches(const gw_waiter *w, const char *etag);
 
 
@@ -254,7 +174,7 @@ static void waiter_detach(gw_registry *r, gw_waiter *w)
 }
 
 /* Answer and free a waiter. `what` is the status; for 200/304 the watch's view is used. */
-static void waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
+void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
 {
 	struct evhttp_request *req = w->req;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
@@ -294,7 +214,7 @@ static void waiter_gone(gw_registry *r, gw_waiter *w)
 		evhttp_connection_set_closecb(evcon, NULL, NULL);
 		evhttp_connection_free(evcon); /* frees the request too */
 	}
-	if (wt) watch_maybe_free(wt);
+	if (wt) gw_watch_maybe_free(wt);
 }
 
 static void on_waiter_event(evutil_socket_t fd, short what, void *arg);
@@ -340,8 +260,8 @@ static void on_waiter_event(evutil_socket_t fd, short what, void *arg)
 	if ((what & EV_TIMEOUT) && w->state == GW_W_HELD) {
 		gw_watch *wt = w->sub->w;
 		r->st.answered_expiry++;
-		waiter_finish(r, w, 304, &wt->view);
-		watch_maybe_free(wt);
+		gw_waiter_finish(r, w, 304, &wt->view);
+		gw_watch_maybe_free(wt);
 	}
 }
 
@@ -355,14 +275,14 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 	waiter_detach(r, w);
 	r->st.disconnects++;
 	free(w);
-	if (wt) watch_maybe_free(wt);
+	if (wt) gw_watch_maybe_free(wt);
 }
 
 /* ---- watches and subs ---- */
 
 static void on_watch_timer(evutil_socket_t fd, short what, void *arg);
 
-static gw_watch *watch_find(gw_registry *r, gw_kind kind, int64_t id)
+gw_watch *gw_watch_find(gw_registry *r, gw_kind kind, int64_t id)
 {
 	watch_key k = {kind, id};
 	return (gw_watch *)(void *)cm_hmap_find(&r->watches, watch_hash(kind, id), watch_eq, &k);
@@ -370,7 +290,7 @@ static gw_watch *watch_find(gw_registry *r, gw_kind kind, int64_t id)
 
 static gw_watch *watch_get(gw_registry *r, gw_kind kind, int64_t id)
 {
-	gw_watch *w = watch_find(r, kind, id);
+	gw_watch *w = gw_watch_find(r, kind, id);
 	if (w) return w;
 	w = calloc(1, sizeof *w);
 	if (w == NULL) return NULL;
@@ -384,7 +304,7 @@ static gw_watch *watch_get(gw_registry *r, gw_kind kind, int64_t id)
 	return w;
 }
 
-static gw_sub *sub_find(gw_registry *r, gw_watch *w, int64_t user_id)
+gw_sub *gw_sub_find(gw_registry *r, gw_watch *w, int64_t user_id)
 {
 	sub_key k = {w, user_id};
 	return (gw_sub *)(void *)cm_hmap_find(&r->subs, sub_hash(w, user_id), sub_eq, &k);
@@ -392,7 +312,7 @@ static gw_sub *sub_find(gw_registry *r, gw_watch *w, int64_t user_id)
 
 static gw_sub *sub_get(gw_registry *r, gw_watch *w, int64_t user_id)
 {
-	gw_sub *s = sub_find(r, w, user_id);
+	gw_sub *s = gw_sub_find(r, w, user_id);
 	if (s) return s;
 	s = calloc(1, sizeof *s);
 	if (s == NULL) return NULL;
@@ -406,7 +326,7 @@ static gw_sub *sub_get(gw_registry *r, gw_watch *w, int64_t user_id)
 	return s;
 }
 
-static void sub_free(gw_registry *r, gw_sub *s)
+void gw_sub_free(gw_registry *r, gw_sub *s)
 {
 	LIST_REMOVE(s, link);
 	cm_hmap_remove(&r->subs, &s->node);
@@ -414,17 +334,17 @@ static void sub_free(gw_registry *r, gw_sub *s)
 	free(s);
 }
 
-static bool sub_fresh(const gw_registry *r, const gw_sub *s, int64_t now)
+bool gw_sub_fresh(const gw_registry *r, const gw_sub *s, int64_t now)
 {
 	return s->ent == ENT_ENTITLED && now - s->checked_ms < r->cfg->auth_cache_ttl_ms;
 }
 
-static bool sub_idle(const gw_sub *s)
+bool gw_sub_idle(const gw_sub *s)
 {
 	return TAILQ_EMPTY(&s->pending) && TAILQ_EMPTY(&s->held);
 }
 
-static bool view_fresh(const gw_watch *w)
+bool gw_view_fresh(const gw_watch *w)
 {
 	if (w->have == HAVE_NOTHING) return false;
 	if (w->closed && w->have == HAVE_ROW) return true;
@@ -435,7 +355,7 @@ static void watch_free(gw_watch *w)
 {
 	gw_registry *r = w->reg;
 	gw_sub *s;
-	while ((s = LIST_FIRST(&w->subs)) != NULL) sub_free(r, s);
+	while ((s = LIST_FIRST(&w->subs)) != NULL) gw_sub_free(r, s);
 	if (w->dirty) TAILQ_REMOVE(&r->dirty[w->kind], w, dirty_link);
 	evtimer_del(&w->timer);
 	cm_hmap_remove(&r->watches, &w->node);
@@ -446,7 +366,7 @@ static void watch_free(gw_watch *w)
 
 /* Free a watch nobody needs any more: no waiters, no read in flight, and either never read, missing, or
  * simply unwanted after its linger timer (the caller decides by passing force). */
-static void watch_maybe_free(gw_watch *w)
+void gw_watch_maybe_free(gw_watch *w)
 {
 	if (w->in_flight || w->n_held || w->n_pending) return;
 	/* A read row with a timer still pending lingers as a cache; a missing row or a never-read watch
@@ -463,26 +383,26 @@ static void mark_dirty(gw_watch *w, int cause)
 		w->wake_cause = cause;
 		TAILQ_INSERT_TAIL(&r->dirty[w->kind], w, dirty_link);
 	}
-	schedule_flush(r);
+	gw_schedule_flush(r);
 }
 
-static void arm_timer(gw_watch *w, int64_t ms)
+void gw_watch_arm(gw_watch *w, int64_t ms)
 {
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_add(&w->timer, &tv);
 }
 
 /* After a read: when to look again (held and active), or how long to linger as a cache. */
-static void rearm(gw_watch *w)
+void gw_watch_rearm(gw_watch *w)
 {
 	const conf *c = w->reg->cfg;
 	if (w->have != HAVE_ROW) {
 		evtimer_del(&w->timer);
 		return;
 	}
-	if (w->closed) arm_timer(w, c->terminal_linger_ms);
-	else if (w->view.active) arm_timer(w, w->view.interval_ms);
-	else arm_timer(w, c->policy.pack_interval_ms); /* unknown state: linger one pack interval */
+	if (w->closed) gw_watch_arm(w, c->terminal_linger_ms);
+	else if (w->view.active) gw_watch_arm(w, w->view.interval_ms);
+	else gw_watch_arm(w, c->policy.pack_interval_ms); /* unknown state: linger one pack interval */
 }
 
 static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
@@ -490,14 +410,14 @@ static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
 	gw_watch *w = arg;
 	gw_registry *r = w->reg;
 	gw_sub *s, *next;
-	int64_t now = mono_ms();
+	int64_t now = gw_mono_ms();
 	(void)fd;
 	(void)what;
 
 	/* Forget entitlement verdicts nobody is using. */
 	for (s = LIST_FIRST(&w->subs); s; s = next) {
 		next = LIST_NEXT(s, link);
-		if (sub_idle(s) && s->check_seq == 0 && !sub_fresh(r, s, now)) sub_free(r, s);
+		if (gw_sub_idle(s) && s->check_seq == 0 && !gw_sub_fresh(r, s, now)) gw_sub_free(r, s);
 	}
 	if (w->n_held > 0 && !w->closed) {
 		mark_dirty(w, CAUSE_SAFETY); /* the safety net: re-read even without a NOTIFY */
@@ -533,7 +453,7 @@ static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
 
 	if (held >= (uint64_t)c->max_waiters) {
 		r->st.rejected_cap++;
-		waiter_finish(r, w, 503, NULL);
+		gw_waiter_finish(r, w, 503, NULL);
 		return;
 	}
 	memcpy(ukey, &s->user_id, 8);
@@ -544,7 +464,7 @@ static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
 		counter_drop_unused(&r->users, u);
 		counter_drop_unused(&r->clients, cl);
 		r->st.rejected_cap++;
-		waiter_finish(r, w, (u && cl) ? 429 : 503, NULL);
+		gw_waiter_finish(r, w, (u && cl) ? 429 : 503, NULL);
 		return;
 	}
 	TAILQ_REMOVE(&s->pending, w, link);
@@ -560,7 +480,7 @@ static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
 	r->st.held[w->kind]++;
 	event_add(&w->ev, hold_tv(r, w->wait_ms, &tmp));
 	/* A held resource is re-read at least once per interval: make sure its timer runs. */
-	if (!evtimer_pending(&s->w->timer, NULL) && !s->w->closed) arm_timer(s->w, s->w->view.interval_ms);
+	if (!evtimer_pending(&s->w->timer, NULL) && !s->w->closed) gw_watch_arm(s->w, s->w->view.interval_ms);
 }
 
 /* Both the view and the sub are fresh (or final): answer now or hold. */
@@ -570,19 +490,19 @@ static void decide(gw_registry *r, gw_sub *s, gw_waiter *w)
 	const auth_token *t = w->token;
 
 	if (s->ent != ENT_ENTITLED || wt->have != HAVE_ROW) {
-		waiter_finish(r, w, 404, NULL);
+		gw_waiter_finish(r, w, 404, NULL);
 		return;
 	}
-	if (t->expires_at_us != AUTH_NEVER && t->expires_at_us <= wall_us()) {
-		waiter_finish(r, w, 401, NULL);
+	if (t->expires_at_us != AUTH_NEVER && t->expires_at_us <= gw_wall_us()) {
+		gw_waiter_finish(r, w, 401, NULL);
 		return;
 	}
 	if (!client_matches(w, wt->view.etag)) {
-		waiter_finish(r, w, 200, &wt->view);
+		gw_waiter_finish(r, w, 200, &wt->view);
 		return;
 	}
 	if (!wt->view.active || wt->closed || w->wait_ms == 0 || r->draining) {
-		waiter_finish(r, w, 304, &wt->view);
+		gw_waiter_finish(r, w, 304, &wt->view);
 		return;
 	}
 	hold(r, s, w);
@@ -595,7 +515,6 @@ static void decide(gw_registry *r, gw_sub *s, gw_waiter *w)
  *              safe because a commit racing it still sends the NOTIFY that wakes it; anything that would
  *              be answered now (200, 304, 404) waits for a read, so no answer is older than the request;
  *   PS_FAILED  the read failed: holdable waiters are still held on the last good view, the rest get 503. */
-typedef enum { PS_READ, PS_CACHED, PS_FAILED } ps_mode;
 
 static bool holdable(const gw_registry *r, const gw_watch *wt, const gw_waiter *w)
 {
@@ -604,7 +523,7 @@ static bool holdable(const gw_registry *r, const gw_watch *wt, const gw_waiter *
 	return wt->view.active && w->wait_ms > 0 && !r->draining && client_matches(w, wt->view.etag);
 }
 
-static void process_sub(gw_sub *s, ps_mode mode, uint64_t seq)
+void gw_sub_process(gw_sub *s, ps_mode mode, uint64_t seq)
 {
 	gw_watch *wt = s->w;
 	gw_registry *r = wt->reg;
@@ -616,17 +535,17 @@ static void process_sub(gw_sub *s, ps_mode mode, uint64_t seq)
 		while ((w = TAILQ_FIRST(&s->pending)) != NULL) decide(r, s, w); /* 404 */
 		return;
 	}
-	bool verdict_ok = s->ent == ENT_ENTITLED && (sub_fresh(r, s, mono_ms()) || (mode == PS_READ && s->verdict_seq == seq));
+	bool verdict_ok = s->ent == ENT_ENTITLED && (gw_sub_fresh(r, s, gw_mono_ms()) || (mode == PS_READ && s->verdict_seq == seq));
 	if (mode == PS_READ && (verdict_ok || wt->have == HAVE_MISSING)) {
 		/* decide() takes each waiter off the pending list (answered or held). */
 		while ((w = TAILQ_FIRST(&s->pending)) != NULL) decide(r, s, w);
 		return;
 	}
-	bool cache_ok = verdict_ok && (mode == PS_FAILED || view_fresh(wt));
+	bool cache_ok = verdict_ok && (mode == PS_FAILED || gw_view_fresh(wt));
 	for (w = TAILQ_FIRST(&s->pending); w; w = next) {
 		next = TAILQ_NEXT(w, link);
 		if (cache_ok && holdable(r, wt, w)) decide(r, s, w);
-		else if (mode == PS_FAILED) waiter_finish(r, w, 503, NULL);
+		else if (mode == PS_FAILED) gw_waiter_finish(r, w, 503, NULL);
 		else need_read = true;
 	}
 	if (need_read && !wt->in_flight) mark_dirty(wt, CAUSE_NEW);
@@ -634,427 +553,32 @@ static void process_sub(gw_sub *s, ps_mode mode, uint64_t seq)
 
 /* ---- token stage ---- */
 
-static void attach(gw_registry *r, gw_waiter *w);
+static void gw_attach(gw_registry *r, gw_waiter *w);
 
-static void token_resolved(gw_registry *r, auth_token *t, bool failed)
+void gw_token_resolved(gw_registry *r, auth_token *t, bool failed)
 {
 	auth_wait *aw;
-	int64_t now = mono_ms(), now_us = wall_us();
+	int64_t now = gw_mono_ms(), now_us = gw_wall_us();
 	while ((aw = TAILQ_FIRST(&t->waiting)) != NULL) {
 		gw_waiter *w = (gw_waiter *)(void *)((char *)aw - offsetof(gw_waiter, auth_link));
 		TAILQ_REMOVE(&t->waiting, aw, link);
 		r->st.pending--;
 		w->state = GW_W_NEW;
-		if (failed) waiter_finish(r, w, 503, NULL);
-		else if (!auth_token_fresh(t, now, now_us, r->cfg->auth_cache_ttl_ms + 60000)) waiter_finish(r, w, 401, NULL);
-		else attach(r, w);
-	}
-}
-
-/* ---- the flush: one query per kind for every dirty watch ---- */
-
-static void batch_free(read_batch *b)
-{
-	if (b == NULL) return;
-	db_batch_params_fini(&b->params);
-	free(b->watches);
-	free(b->tokens);
-	free(b);
-}
-
-typedef struct id_collect {
-	gw_registry *reg;
-	gw_watch *w;
-	read_batch *b;
-	int64_t sent_ms;
-} id_collect;
-
-static void mark_entitled(void *arg, int64_t user)
-{
-	id_collect *c = arg;
-	gw_sub *s = sub_find(c->reg, c->w, user);
-	if (s && s->check_seq == c->b->seq) {
-		s->ent = ENT_ENTITLED;
-		s->checked_ms = c->sent_ms;
-		s->verdict_seq = c->b->seq;
-		s->check_seq = 0;
-	}
-}
-
-/* Apply one read result (present row with its new view, or missing) to a watch. */
-static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv, const char *entitled)
-{
-	bool present = nv != NULL;
-	bool trusted = b->epoch == r->epoch && r->listen_up;
-	bool changed = false;
-	gw_sub *s, *next;
-	gw_waiter *x;
-	id_collect c = {r, w, b, b->sent_ms};
-
-	w->in_flight = false;
-	w->stale = !trusted;
-	/* Entitlement: users named in `entitled` may see it; every other sub this batch checked may not. */
-	if (present && entitled && db_each_id(entitled, mark_entitled, &c) < 0) r->st.bad_rows++;
-	LIST_FOREACH(s, &w->subs, link) {
-		if (s->check_seq == b->seq) {
-			s->ent = ENT_DENIED;
-			s->verdict_seq = b->seq;
-			s->check_seq = 0;
-		}
-	}
-	/* The view. A closed (terminal) watch keeps its final view. */
-	if (!(w->closed && w->have == HAVE_ROW)) {
-		if (present) {
-			changed = w->have != HAVE_ROW || strcmp(w->view.etag, nv->etag) != 0;
-			pol_view_clear(&w->view);
-			w->view = *nv;
-			memset(nv, 0, sizeof *nv);
-			w->have = HAVE_ROW;
-		} else {
-			changed = w->have == HAVE_ROW;
-			pol_view_clear(&w->view);
-			w->have = HAVE_MISSING;
-		}
-	}
-	int64_t now = mono_ms();
-	for (s = LIST_FIRST(&w->subs); s; s = next) {
-		next = LIST_NEXT(s, link);
-		if (s->ent == ENT_DENIED || w->have != HAVE_ROW) {
-			while ((x = TAILQ_FIRST(&s->held)) != NULL) {
-				r->st.answered_denied++;
-				waiter_finish(r, x, 404, NULL);
-			}
-		} else if (changed) {
-			int64_t now_us = wall_us();
-			while ((x = TAILQ_FIRST(&s->held)) != NULL) {
-				/* Never new state on a credential that has expired meanwhile. */
-				if (x->token->expires_at_us != AUTH_NEVER && x->token->expires_at_us <= now_us) {
-					waiter_finish(r, x, 401, NULL);
-					continue;
-				}
-				r->st.answered_change++;
-				waiter_finish(r, x, 200, &w->view);
-			}
-		}
-		process_sub(s, PS_READ, b->seq);
-		if (sub_idle(s) && (s->ent == ENT_DENIED || !sub_fresh(r, s, now))) sub_free(r, s);
-	}
-	if (changed && w->notified_ms) {
-		double ms = (double)(now - w->notified_ms);
-		static const double bounds[9] = {1, 5, 10, 25, 50, 100, 250, 500, 1000};
-		int i = 0;
-		while (i < 9 && ms > bounds[i]) i++;
-		r->st.wake_hist[i]++;
-		r->st.wake_sum_ms += ms;
-		r->st.wake_count++;
-	}
-	w->notified_ms = 0;
-	if (w->have == HAVE_ROW && w->view.terminal && !w->closed) {
-		w->closed = true;
-		r->st.terminal_closes++;
-		log_debug("watch closed kind=%s id=%" PRId64 " state=%s", gw_kind_name(w->kind), w->id, w->view.state);
-	}
-	rearm(w);
-}
-
-/* A read failed: held waiters keep their last good state; pending ones that cannot be decided get 503. */
-static void read_failed(gw_registry *r, gw_watch *w)
-{
-	gw_sub *s, *next;
-	int64_t now = mono_ms();
-	w->in_flight = false;
-	for (s = LIST_FIRST(&w->subs); s; s = next) {
-		next = LIST_NEXT(s, link);
-		s->check_seq = 0;
-		process_sub(s, PS_FAILED, 0);
-		if (sub_idle(s) && !sub_fresh(r, s, now)) sub_free(r, s);
-	}
-	if (w->n_held) arm_timer(w, w->have == HAVE_ROW && w->view.interval_ms ? w->view.interval_ms : 1000);
-	watch_maybe_free(w);
-}
-
-static void on_kind_result(void *arg, const PGresult *res, const char *err)
-{
-	read_batch *b = arg;
-	gw_registry *r = b->reg;
-	char perr[160];
-
-	if (res == NULL) {
-		r->st.read_errors++;
-		log_warn("re-read failed kind=%s resources=%zu error=\"%s\"", gw_kind_name(b->kind), b->n, err ? err : "?");
-		for (size_t i = 0; i < b->n; i++) read_failed(r, b->watches[i]);
-		batch_free(b);
-		schedule_flush(r);
-		return;
-	}
-	int rows = PQntuples(res);
-	r->st.read_rows[b->kind] += (uint64_t)rows;
-	/* Rows come back in any order. A watch of this batch is still in_flight until its row is applied;
-	 * whatever is left in flight afterwards had no row: missing (or unreadable, treated alike). */
-	for (int i = 0; i < rows; i++) {
-		pol_view v = {0};
-		const char *ent = NULL;
-		int64_t id;
-		int rc;
-		if (b->kind == GW_RUN) {
-			db_run_row row;
-			if (db_parse_run_row(res, i, &row, perr, sizeof perr) != 0) goto bad;
-			pol_run pr = {row.id, row.workspace_id, row.tenant_id, row.type, row.status, row.outcome,
-			              row.summary_counts, row.failure_summary, row.created_at, row.started_at,
-			              row.completed_at};
-			rc = pol_run_view(&r->cfg->policy, &pr, row.now, &v);
-			id = row.id;
-			ent = row.entitled;
-		} else {
-			db_pack_row row;
-			if (db_parse_pack_row(res, i, &row, perr, sizeof perr) != 0) goto bad;
-			pol_pack pp = {row.present, row.id, row.workspace_id, row.tenant_id, row.operation_run_id,
-			               row.status, row.generated_at, row.expires_at, row.file_size, row.created_at,
-			               row.updated_at};
-			rc = pol_pack_view(&r->cfg->policy, &pp, row.now, &v);
-			id = row.tenant_id;
-			ent = row.entitled;
-		}
-		if (rc != 0) {
-			snprintf(perr, sizeof perr, "could not build the representation");
-			goto bad;
-		}
-		if (v.bad_fields) {
-			r->st.bad_rows++;
-			log_warn("row has unreadable fields kind=%s id=%" PRId64 " fields=%d", gw_kind_name(b->kind), id,
-			         v.bad_fields);
-		}
-		gw_watch *w = watch_find(r, b->kind, id);
-		if (w && w->in_flight) apply_read(r, b, w, &v, ent);
-		pol_view_clear(&v);
-		continue;
-	bad:
-		r->st.bad_rows++;
-		log_warn("unreadable row kind=%s error=\"%s\"", gw_kind_name(b->kind), perr);
-	}
-	for (size_t k = 0; k < b->n; k++)
-		if (b->watches[k]->in_flight) apply_read(r, b, b->watches[k], NULL, NULL);
-	for (size_t k = 0; k < b->n; k++) watch_maybe_free(b->watches[k]);
-	batch_free(b);
-	schedule_flush(r);
-}
-
-static void on_token_result(void *arg, const PGresult *res, const char *err)
-{
-	read_batch *b = arg;
-	gw_registry *r = b->reg;
-	char perr[160];
-
-	if (res == NULL) {
-		r->st.read_errors++;
-		log_warn("token lookup failed tokens=%zu error=\"%s\"", b->n, err ? err : "?");
-		for (size_t i = 0; i < b->n; i++) {
-			b->tokens[i]->state = AUTH_TOKEN_NEW;
-			token_resolved(r, b->tokens[i], true);
-		}
-		batch_free(b);
-		schedule_flush(r);
-		return;
-	}
-	for (size_t i = 0; i < b->n; i++) {
-		auth_token *t = b->tokens[i];
-		bool found = false;
-		for (int k = 0; k < PQntuples(res); k++) {
-			db_token_row row;
-			if (db_parse_token_row(res, k, &row, perr, sizeof perr) != 0) {
-				r->st.bad_rows++;
-				continue;
-			}
-			if (memcmp(row.hash, t->hash, AUTH_HASH_LEN) == 0) {
-				auth_token_set(r->tokens, t, true, row.user_id, row.expires_at == DB_NULL ? AUTH_NEVER : row.expires_at,
-				               b->sent_ms);
-				found = true;
-				break;
-			}
-		}
-		if (!found) auth_token_set(r->tokens, t, false, 0, AUTH_NEVER, b->sent_ms);
-		token_resolved(r, t, false);
-	}
-	batch_free(b);
-	schedule_flush(r);
-}
-
-static size_t batch_cap(const gw_registry *r)
-{
-	return (size_t)r->cfg->reread_batch_max;
-}
-
-static void send_token_batch(gw_registry *r)
-{
-	read_batch *b = calloc(1, sizeof *b);
-	size_t cap = batch_cap(r);
-	auth_token *t;
-	char hex[2 * AUTH_HASH_LEN + 2];
-	if (b == NULL || (b->tokens = calloc(cap, sizeof *b->tokens)) == NULL) goto fail;
-	b->reg = r;
-	b->kind = GW_KINDS;
-	b->sent_ms = mono_ms();
-	db_batch_params_init(&b->params);
-	/* Tokens travel as a text[] of hex hashes: reuse the ids literal builder's buffer by hand. */
-	char *lit = NULL;
-	size_t len = 0;
-	while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL && b->n < cap) {
-		TAILQ_REMOVE(&r->token_dirty, t, batch_link);
-		t->in_batch = false;
-		t->state = AUTH_TOKEN_LOOKING;
-		b->tokens[b->n++] = t;
-		auth_hash_hex(t->hash, hex);
-		char *nl = realloc(lit, len + 2 * AUTH_HASH_LEN + 4);
-		if (nl == NULL) {
-			free(lit);
-			lit = NULL;
-			break;
-		}
-		lit = nl;
-		lit[len++] = b->n == 1 ? '{' : ',';
-		memcpy(lit + len, hex, 2 * AUTH_HASH_LEN);
-		len += 2 * AUTH_HASH_LEN;
-		lit[len] = '\0';
-	}
-	if (lit == NULL) goto fail_tokens;
-	lit[len++] = '}';
-	lit[len] = '\0';
-	b->params.ids = lit;
-	const char *params[1] = {lit};
-	r->st.token_reads++;
-	if (db_pool_query(r->pool, db_sql_tokens, 1, params, on_token_result, b) != 0) {
-		on_token_result(b, NULL, "database unavailable");
-	}
-	return;
-fail_tokens:
-	on_token_result(b, NULL, "out of memory");
-	return;
-fail:
-	batch_free(b);
-	log_error("out of memory building a token batch");
-}
-
-static void send_kind_batch(gw_registry *r, gw_kind kind)
-{
-	read_batch *b = calloc(1, sizeof *b);
-	size_t cap = batch_cap(r);
-	int64_t now = mono_ms();
-	int64_t *users = NULL;
-	size_t users_cap = 0;
-	gw_watch *w, *next;
-
-	if (b == NULL || (b->watches = calloc(cap, sizeof *b->watches)) == NULL) {
-		batch_free(b);
-		log_error("out of memory building a read batch");
-		return;
-	}
-	b->reg = r;
-	b->kind = kind;
-	b->seq = ++r->batch_seq;
-	b->epoch = r->epoch;
-	b->sent_ms = now;
-	db_batch_params_init(&b->params);
-	for (w = TAILQ_FIRST(&r->dirty[kind]); w && b->n < cap; w = next) {
-		next = TAILQ_NEXT(w, dirty_link);
-		if (w->in_flight) continue; /* read again when the one in flight returns */
-		size_t nu = 0;
-		gw_sub *s;
-		LIST_FOREACH(s, &w->subs, link) {
-			if (sub_fresh(r, s, now) && s->ent == ENT_ENTITLED) continue;
-			if (nu == users_cap) {
-				size_t nc = users_cap ? users_cap * 2 : 16;
-				int64_t *nn = realloc(users, nc * sizeof *nn);
-				if (nn == NULL) break;
-				users = nn;
-				users_cap = nc;
-			}
-			users[nu++] = s->user_id;
-			s->check_seq = b->seq;
-		}
-		if (db_batch_params_add(&b->params, w->id, users, nu) != 0) break;
-		TAILQ_REMOVE(&r->dirty[kind], w, dirty_link);
-		w->dirty = false;
-		w->in_flight = true;
-		if (w->wake_cause == CAUSE_NOTIFY) r->st.wakes_notify++;
-		else if (w->wake_cause == CAUSE_SAFETY) r->st.wakes_safety++;
-		else if (w->wake_cause == CAUSE_RECONNECT) r->st.wakes_reconnect++;
-		b->watches[b->n++] = w;
-	}
-	free(users);
-	if (b->n == 0) {
-		batch_free(b);
-		return;
-	}
-	r->st.reads[kind]++;
-	r->st.read_resources[kind] += b->n;
-	if (db_batch_params_finish(&b->params) != 0) {
-		on_kind_result(b, NULL, "out of memory");
-		return;
-	}
-	const char *params[2] = {b->params.ids, b->params.users};
-	if (db_pool_query(r->pool, kind == GW_RUN ? db_sql_runs : db_sql_packs, 2, params, on_kind_result, b) != 0)
-		on_kind_result(b, NULL, "database unavailable");
-}
-
-static bool has_sendable(gw_registry *r, gw_kind kind)
-{
-	gw_watch *w;
-	TAILQ_FOREACH(w, &r->dirty[kind], dirty_link)
-		if (!w->in_flight) return true;
-	return false;
-}
-
-static void flush(gw_registry *r)
-{
-	bool down = db_pool_connected(r->pool) == 0;
-	/* Send while a connection is idle; with the database down, fail fast (the callbacks answer 503 or
-	 * keep held waiters as they are). One batch per kind per round keeps kinds fair. */
-	for (int guard = 0; guard < 64; guard++) {
-		bool sent = false;
-		if (!down && db_pool_idle(r->pool) == 0) break;
-		if (!TAILQ_EMPTY(&r->token_dirty)) {
-			send_token_batch(r);
-			sent = true;
-		}
-		for (int k = 0; k < GW_KINDS; k++) {
-			if (!down && db_pool_idle(r->pool) == 0) break;
-			if (has_sendable(r, (gw_kind)k)) {
-				send_kind_batch(r, (gw_kind)k);
-				sent = true;
-			}
-		}
-		if (!sent) break;
-		down = db_pool_connected(r->pool) == 0;
-	}
-}
-
-static void on_flush(evutil_socket_t fd, short what, void *arg)
-{
-	gw_registry *r = arg;
-	(void)fd;
-	(void)what;
-	r->flush_scheduled = false;
-	flush(r);
-}
-
-static void schedule_flush(gw_registry *r)
-{
-	/* Deferred to the end of this loop iteration, so every hint of the iteration shares one query. */
-	if (!r->flush_scheduled) {
-		r->flush_scheduled = true;
-		event_active(r->flush_ev, EV_TIMEOUT, 0);
+		if (failed) gw_waiter_finish(r, w, 503, NULL);
+		else if (!auth_token_fresh(t, now, now_us, r->cfg->auth_cache_ttl_ms + 60000)) gw_waiter_finish(r, w, 401, NULL);
+		else gw_attach(r, w);
 	}
 }
 
 /* ---- entry points ---- */
 
-static void attach(gw_registry *r, gw_waiter *w)
+static void gw_attach(gw_registry *r, gw_waiter *w)
 {
 	gw_watch *wt = watch_get(r, w->kind, w->id);
 	gw_sub *s = wt ? sub_get(r, wt, w->token->user_id) : NULL;
 	if (s == NULL) {
-		waiter_finish(r, w, 503, NULL);
-		if (wt) watch_maybe_free(wt);
+		gw_waiter_finish(r, w, 503, NULL);
+		if (wt) gw_watch_maybe_free(wt);
 		return;
 	}
 	w->state = GW_W_READ;
@@ -1062,14 +586,14 @@ static void attach(gw_registry *r, gw_waiter *w)
 	TAILQ_INSERT_TAIL(&s->pending, w, link);
 	wt->n_pending++;
 	r->st.pending++;
-	process_sub(s, PS_CACHED, 0);
+	gw_sub_process(s, PS_CACHED, 0);
 }
 
 void gw_reg_submit(gw_registry *r, gw_waiter *w)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(w->req);
 	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-	int64_t now = mono_ms();
+	int64_t now = gw_mono_ms();
 
 	w->reg = r;
 	w->state = GW_W_NEW;
@@ -1080,18 +604,18 @@ void gw_reg_submit(gw_registry *r, gw_waiter *w)
 	auth_token *t = auth_cache_get(r->tokens, w->token_hash);
 	r->outstanding++;
 	if (t == NULL) {
-		waiter_finish(r, w, 503, NULL);
+		gw_waiter_finish(r, w, 503, NULL);
 		return;
 	}
 	t->users++;
 	w->token = t;
-	if (auth_token_fresh(t, now, wall_us(), r->cfg->auth_cache_ttl_ms)) {
-		attach(r, w);
+	if (auth_token_fresh(t, now, gw_wall_us(), r->cfg->auth_cache_ttl_ms)) {
+		gw_attach(r, w);
 		return;
 	}
 	if (t->state == AUTH_TOKEN_INVALID && now - t->checked_ms < 1000) {
 		/* A token just found invalid: answer without another lookup for a second. */
-		waiter_finish(r, w, 401, NULL);
+		gw_waiter_finish(r, w, 401, NULL);
 		return;
 	}
 	w->state = GW_W_AUTH;
@@ -1100,17 +624,17 @@ void gw_reg_submit(gw_registry *r, gw_waiter *w)
 	if (t->state != AUTH_TOKEN_LOOKING && !t->in_batch) {
 		t->in_batch = true;
 		TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
-		schedule_flush(r);
+		gw_schedule_flush(r);
 	}
 }
 
 void gw_reg_notify(gw_registry *r, gw_kind kind, int64_t id)
 {
-	gw_watch *w = watch_find(r, kind, id);
+	gw_watch *w = gw_watch_find(r, kind, id);
 	r->st.notifies[kind]++;
 	if (w == NULL || w->closed) return; /* closed for good: later NOTIFYs are ignored */
 	if (w->n_held || w->n_pending) {
-		if (!w->notified_ms) w->notified_ms = mono_ms();
+		if (!w->notified_ms) w->notified_ms = gw_mono_ms();
 		mark_dirty(w, CAUSE_NOTIFY);
 	} else {
 		w->stale = true; /* a cache nobody waits on: read it when somebody asks */
@@ -1176,7 +700,7 @@ void gw_reg_listen_down(gw_registry *r)
 
 void gw_reg_pool_changed(gw_registry *r)
 {
-	schedule_flush(r);
+	gw_schedule_flush(r);
 }
 
 static void drain_watch(gw_registry *r, gw_watch *w)
@@ -1184,7 +708,7 @@ static void drain_watch(gw_registry *r, gw_watch *w)
 	gw_sub *s;
 	gw_waiter *x;
 	LIST_FOREACH(s, &w->subs, link) {
-		while ((x = TAILQ_FIRST(&s->held)) != NULL) waiter_finish(r, x, 304, &w->view);
+		while ((x = TAILQ_FIRST(&s->held)) != NULL) gw_waiter_finish(r, x, 304, &w->view);
 	}
 }
 
@@ -1204,8 +728,8 @@ static void abort_watch(gw_registry *r, gw_watch *w)
 	gw_sub *s;
 	gw_waiter *x;
 	LIST_FOREACH(s, &w->subs, link) {
-		while ((x = TAILQ_FIRST(&s->held)) != NULL) waiter_finish(r, x, 304, &w->view);
-		while ((x = TAILQ_FIRST(&s->pending)) != NULL) waiter_finish(r, x, 503, NULL);
+		while ((x = TAILQ_FIRST(&s->held)) != NULL) gw_waiter_finish(r, x, 304, &w->view);
+		while ((x = TAILQ_FIRST(&s->pending)) != NULL) gw_waiter_finish(r, x, 503, NULL);
 	}
 }
 
@@ -1216,7 +740,7 @@ void gw_reg_abort_pending(gw_registry *r)
 	while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL) {
 		TAILQ_REMOVE(&r->token_dirty, t, batch_link);
 		t->in_batch = false;
-		token_resolved(r, t, true);
+		gw_token_resolved(r, t, true);
 	}
 }
 
@@ -1227,7 +751,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	gw_registry *r = arg;
 	(void)fd;
 	(void)what;
-	auth_cache_sweep(r->tokens, mono_ms(), r->cfg->auth_cache_ttl_ms);
+	auth_cache_sweep(r->tokens, gw_mono_ms(), r->cfg->auth_cache_ttl_ms);
 }
 
 gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool *pool)
@@ -1243,7 +767,7 @@ gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool
 	if ((r->tokens = auth_cache_new()) == NULL || cm_hmap_init(&r->watches, 1024) != 0 ||
 	    cm_hmap_init(&r->subs, 1024) != 0 || cm_hmap_init(&r->users, 256) != 0 || cm_hmap_init(&r->clients, 256) != 0)
 		goto err;
-	if ((r->flush_ev = event_new(base, -1, 0, on_flush, r)) == NULL) goto err;
+	if ((r->flush_ev = event_new(base, -1, 0, gw_on_flush, r)) == NULL) goto err;
 	if ((r->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, r)) == NULL) goto err;
 	event_add(r->sweep_ev, &one);
 	return r;

@@ -1,0 +1,431 @@
+/*
+ * gateway/reread.c — the batched reads of the watch registry.
+ *
+ * Nothing asks the database directly: a watch that needs reading is marked dirty (watch.c), and a flush
+ * deferred to the end of the loop iteration sends one query per kind for every dirty watch (up to
+ * reread_batch_max), naming per watch only the users whose entitlement must be checked, plus one query
+ * for the token hashes waiting on a lookup. Results are applied here: new views replace old ones, held
+ * waiters whose version changed are answered, pending ones are decided, terminal watches close.
+ * A failed read answers nobody with an error who is held; pending requests that cannot be decided get
+ * 503. A watch is never in two batches at once.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "common/log.h"
+#include "db/pool.h"
+#include "db/queries.h"
+#include "gateway/http.h"
+#include "gateway/watch-internal.h"
+
+typedef struct read_batch {
+	gw_registry *reg;
+	gw_kind kind; /* or GW_KINDS for a token batch */
+	uint64_t seq;
+	uint64_t epoch;
+	int64_t sent_ms;
+	size_t n;
+	gw_watch **watches;  /* kind batches */
+	auth_token **tokens; /* token batches */
+	db_batch_params params;
+} read_batch;
+
+/* ---- the flush: one query per kind for every dirty watch ---- */
+
+static void batch_free(read_batch *b)
+{
+	if (b == NULL) return;
+	db_batch_params_fini(&b->params);
+	free(b->watches);
+	free(b->tokens);
+	free(b);
+}
+
+typedef struct id_collect {
+	gw_registry *reg;
+	gw_watch *w;
+	read_batch *b;
+	int64_t sent_ms;
+} id_collect;
+
+static void mark_entitled(void *arg, int64_t user)
+{
+	id_collect *c = arg;
+	gw_sub *s = gw_sub_find(c->reg, c->w, user);
+	if (s && s->check_seq == c->b->seq) {
+		s->ent = ENT_ENTITLED;
+		s->checked_ms = c->sent_ms;
+		s->verdict_seq = c->b->seq;
+		s->check_seq = 0;
+	}
+}
+
+/* Apply one read result (present row with its new view, or missing) to a watch. */
+static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv, const char *entitled)
+{
+	bool present = nv != NULL;
+	bool trusted = b->epoch == r->epoch && r->listen_up;
+	bool changed = false;
+	gw_sub *s, *next;
+	gw_waiter *x;
+	id_collect c = {r, w, b, b->sent_ms};
+
+	w->in_flight = false;
+	w->stale = !trusted;
+	/* Entitlement: users named in `entitled` may see it; every other sub this batch checked may not. */
+	if (present && entitled && db_each_id(entitled, mark_entitled, &c) < 0) r->st.bad_rows++;
+	LIST_FOREACH(s, &w->subs, link) {
+		if (s->check_seq == b->seq) {
+			s->ent = ENT_DENIED;
+			s->verdict_seq = b->seq;
+			s->check_seq = 0;
+		}
+	}
+	/* The view. A closed (terminal) watch keeps its final view. */
+	if (!(w->closed && w->have == HAVE_ROW)) {
+		if (present) {
+			changed = w->have != HAVE_ROW || strcmp(w->view.etag, nv->etag) != 0;
+			pol_view_clear(&w->view);
+			w->view = *nv;
+			memset(nv, 0, sizeof *nv);
+			w->have = HAVE_ROW;
+		} else {
+			changed = w->have == HAVE_ROW;
+			pol_view_clear(&w->view);
+			w->have = HAVE_MISSING;
+		}
+	}
+	int64_t now = gw_mono_ms();
+	for (s = LIST_FIRST(&w->subs); s; s = next) {
+		next = LIST_NEXT(s, link);
+		if (s->ent == ENT_DENIED || w->have != HAVE_ROW) {
+			while ((x = TAILQ_FIRST(&s->held)) != NULL) {
+				r->st.answered_denied++;
+				gw_waiter_finish(r, x, 404, NULL);
+			}
+		} else if (changed) {
+			int64_t now_us = gw_wall_us();
+			while ((x = TAILQ_FIRST(&s->held)) != NULL) {
+				/* Never new state on a credential that has expired meanwhile. */
+				if (x->token->expires_at_us != AUTH_NEVER && x->token->expires_at_us <= now_us) {
+					gw_waiter_finish(r, x, 401, NULL);
+					continue;
+				}
+				r->st.answered_change++;
+				gw_waiter_finish(r, x, 200, &w->view);
+			}
+		}
+		gw_sub_process(s, PS_READ, b->seq);
+		if (gw_sub_idle(s) && (s->ent == ENT_DENIED || !gw_sub_fresh(r, s, now))) gw_sub_free(r, s);
+	}
+	if (changed && w->notified_ms) {
+		double ms = (double)(now - w->notified_ms);
+		static const double bounds[9] = {1, 5, 10, 25, 50, 100, 250, 500, 1000};
+		int i = 0;
+		while (i < 9 && ms > bounds[i]) i++;
+		r->st.wake_hist[i]++;
+		r->st.wake_sum_ms += ms;
+		r->st.wake_count++;
+	}
+	w->notified_ms = 0;
+	if (w->have == HAVE_ROW && w->view.terminal && !w->closed) {
+		w->closed = true;
+		r->st.terminal_closes++;
+		log_debug("watch closed kind=%s id=%" PRId64 " state=%s", gw_kind_name(w->kind), w->id, w->view.state);
+	}
+	gw_watch_rearm(w);
+}
+
+/* A read failed: held waiters keep their last good state; pending ones that cannot be decided get 503. */
+static void read_failed(gw_registry *r, gw_watch *w)
+{
+	gw_sub *s, *next;
+	int64_t now = gw_mono_ms();
+	w->in_flight = false;
+	for (s = LIST_FIRST(&w->subs); s; s = next) {
+		next = LIST_NEXT(s, link);
+		s->check_seq = 0;
+		gw_sub_process(s, PS_FAILED, 0);
+		if (gw_sub_idle(s) && !gw_sub_fresh(r, s, now)) gw_sub_free(r, s);
+	}
+	if (w->n_held) gw_watch_arm(w, w->have == HAVE_ROW && w->view.interval_ms ? w->view.interval_ms : 1000);
+	gw_watch_maybe_free(w);
+}
+
+static void on_kind_result(void *arg, const PGresult *res, const char *err)
+{
+	read_batch *b = arg;
+	gw_registry *r = b->reg;
+	char perr[160];
+
+	if (res == NULL) {
+		r->st.read_errors++;
+		log_warn("re-read failed kind=%s resources=%zu error=\"%s\"", gw_kind_name(b->kind), b->n, err ? err : "?");
+		for (size_t i = 0; i < b->n; i++) read_failed(r, b->watches[i]);
+		batch_free(b);
+		gw_schedule_flush(r);
+		return;
+	}
+	int rows = PQntuples(res);
+	r->st.read_rows[b->kind] += (uint64_t)rows;
+	/* Rows come back in any order. A watch of this batch is still in_flight until its row is applied;
+	 * whatever is left in flight afterwards had no row: missing (or unreadable, treated alike). */
+	for (int i = 0; i < rows; i++) {
+		pol_view v = {0};
+		const char *ent = NULL;
+		int64_t id;
+		int rc;
+		if (b->kind == GW_RUN) {
+			db_run_row row;
+			if (db_parse_run_row(res, i, &row, perr, sizeof perr) != 0) goto bad;
+			pol_run pr = {row.id, row.workspace_id, row.tenant_id, row.type, row.status, row.outcome,
+			              row.summary_counts, row.failure_summary, row.created_at, row.started_at,
+			              row.completed_at};
+			rc = pol_run_view(&r->cfg->policy, &pr, row.now, &v);
+			id = row.id;
+			ent = row.entitled;
+		} else {
+			db_pack_row row;
+			if (db_parse_pack_row(res, i, &row, perr, sizeof perr) != 0) goto bad;
+			pol_pack pp = {row.present, row.id, row.workspace_id, row.tenant_id, row.operation_run_id,
+			               row.status, row.generated_at, row.expires_at, row.file_size, row.created_at,
+			               row.updated_at};
+			rc = pol_pack_view(&r->cfg->policy, &pp, row.now, &v);
+			id = row.tenant_id;
+			ent = row.entitled;
+		}
+		if (rc != 0) {
+			snprintf(perr, sizeof perr, "could not build the representation");
+			goto bad;
+		}
+		if (v.bad_fields) {
+			r->st.bad_rows++;
+			log_warn("row has unreadable fields kind=%s id=%" PRId64 " fields=%d", gw_kind_name(b->kind), id,
+			         v.bad_fields);
+		}
+		gw_watch *w = gw_watch_find(r, b->kind, id);
+		if (w && w->in_flight) apply_read(r, b, w, &v, ent);
+		pol_view_clear(&v);
+		continue;
+	bad:
+		r->st.bad_rows++;
+		log_warn("unreadable row kind=%s error=\"%s\"", gw_kind_name(b->kind), perr);
+	}
+	for (size_t k = 0; k < b->n; k++)
+		if (b->watches[k]->in_flight) apply_read(r, b, b->watches[k], NULL, NULL);
+	for (size_t k = 0; k < b->n; k++) gw_watch_maybe_free(b->watches[k]);
+	batch_free(b);
+	gw_schedule_flush(r);
+}
+
+static void on_token_result(void *arg, const PGresult *res, const char *err)
+{
+	read_batch *b = arg;
+	gw_registry *r = b->reg;
+	char perr[160];
+
+	if (res == NULL) {
+		r->st.read_errors++;
+		log_warn("token lookup failed tokens=%zu error=\"%s\"", b->n, err ? err : "?");
+		for (size_t i = 0; i < b->n; i++) {
+			b->tokens[i]->state = AUTH_TOKEN_NEW;
+			gw_token_resolved(r, b->tokens[i], true);
+		}
+		batch_free(b);
+		gw_schedule_flush(r);
+		return;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		auth_token *t = b->tokens[i];
+		bool found = false;
+		for (int k = 0; k < PQntuples(res); k++) {
+			db_token_row row;
+			if (db_parse_token_row(res, k, &row, perr, sizeof perr) != 0) {
+				r->st.bad_rows++;
+				continue;
+			}
+			if (memcmp(row.hash, t->hash, AUTH_HASH_LEN) == 0) {
+				auth_token_set(r->tokens, t, true, row.user_id, row.expires_at == DB_NULL ? AUTH_NEVER : row.expires_at,
+				               b->sent_ms);
+				found = true;
+				break;
+			}
+		}
+		if (!found) auth_token_set(r->tokens, t, false, 0, AUTH_NEVER, b->sent_ms);
+		gw_token_resolved(r, t, false);
+	}
+	batch_free(b);
+	gw_schedule_flush(r);
+}
+
+static size_t batch_cap(const gw_registry *r)
+{
+	return (size_t)r->cfg->reread_batch_max;
+}
+
+static void send_token_batch(gw_registry *r)
+{
+	read_batch *b = calloc(1, sizeof *b);
+	size_t cap = batch_cap(r);
+	auth_token *t;
+	char hex[2 * AUTH_HASH_LEN + 2];
+	if (b == NULL || (b->tokens = calloc(cap, sizeof *b->tokens)) == NULL) goto fail;
+	b->reg = r;
+	b->kind = GW_KINDS;
+	b->sent_ms = gw_mono_ms();
+	db_batch_params_init(&b->params);
+	/* Tokens travel as a text[] of hex hashes: reuse the ids literal builder's buffer by hand. */
+	char *lit = NULL;
+	size_t len = 0;
+	while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL && b->n < cap) {
+		TAILQ_REMOVE(&r->token_dirty, t, batch_link);
+		t->in_batch = false;
+		t->state = AUTH_TOKEN_LOOKING;
+		b->tokens[b->n++] = t;
+		auth_hash_hex(t->hash, hex);
+		char *nl = realloc(lit, len + 2 * AUTH_HASH_LEN + 4);
+		if (nl == NULL) {
+			free(lit);
+			lit = NULL;
+			break;
+		}
+		lit = nl;
+		lit[len++] = b->n == 1 ? '{' : ',';
+		memcpy(lit + len, hex, 2 * AUTH_HASH_LEN);
+		len += 2 * AUTH_HASH_LEN;
+		lit[len] = '\0';
+	}
+	if (lit == NULL) goto fail_tokens;
+	lit[len++] = '}';
+	lit[len] = '\0';
+	b->params.ids = lit;
+	const char *params[1] = {lit};
+	r->st.token_reads++;
+	if (db_pool_query(r->pool, db_sql_tokens, 1, params, on_token_result, b) != 0) {
+		on_token_result(b, NULL, "database unavailable");
+	}
+	return;
+fail_tokens:
+	on_token_result(b, NULL, "out of memory");
+	return;
+fail:
+	batch_free(b);
+	log_error("out of memory building a token batch");
+}
+
+static void send_kind_batch(gw_registry *r, gw_kind kind)
+{
+	read_batch *b = calloc(1, sizeof *b);
+	size_t cap = batch_cap(r);
+	int64_t now = gw_mono_ms();
+	int64_t *users = NULL;
+	size_t users_cap = 0;
+	gw_watch *w, *next;
+
+	if (b == NULL || (b->watches = calloc(cap, sizeof *b->watches)) == NULL) {
+		batch_free(b);
+		log_error("out of memory building a read batch");
+		return;
+	}
+	b->reg = r;
+	b->kind = kind;
+	b->seq = ++r->batch_seq;
+	b->epoch = r->epoch;
+	b->sent_ms = now;
+	db_batch_params_init(&b->params);
+	for (w = TAILQ_FIRST(&r->dirty[kind]); w && b->n < cap; w = next) {
+		next = TAILQ_NEXT(w, dirty_link);
+		if (w->in_flight) continue; /* read again when the one in flight returns */
+		size_t nu = 0;
+		gw_sub *s;
+		LIST_FOREACH(s, &w->subs, link) {
+			if (gw_sub_fresh(r, s, now) && s->ent == ENT_ENTITLED) continue;
+			if (nu == users_cap) {
+				size_t nc = users_cap ? users_cap * 2 : 16;
+				int64_t *nn = realloc(users, nc * sizeof *nn);
+				if (nn == NULL) break;
+				users = nn;
+				users_cap = nc;
+			}
+			users[nu++] = s->user_id;
+			s->check_seq = b->seq;
+		}
+		if (db_batch_params_add(&b->params, w->id, users, nu) != 0) break;
+		TAILQ_REMOVE(&r->dirty[kind], w, dirty_link);
+		w->dirty = false;
+		w->in_flight = true;
+		if (w->wake_cause == CAUSE_NOTIFY) r->st.wakes_notify++;
+		else if (w->wake_cause == CAUSE_SAFETY) r->st.wakes_safety++;
+		else if (w->wake_cause == CAUSE_RECONNECT) r->st.wakes_reconnect++;
+		b->watches[b->n++] = w;
+	}
+	free(users);
+	if (b->n == 0) {
+		batch_free(b);
+		return;
+	}
+	r->st.reads[kind]++;
+	r->st.read_resources[kind] += b->n;
+	if (db_batch_params_finish(&b->params) != 0) {
+		on_kind_result(b, NULL, "out of memory");
+		return;
+	}
+	const char *params[2] = {b->params.ids, b->params.users};
+	if (db_pool_query(r->pool, kind == GW_RUN ? db_sql_runs : db_sql_packs, 2, params, on_kind_result, b) != 0)
+		on_kind_result(b, NULL, "database unavailable");
+}
+
+static bool has_sendable(gw_registry *r, gw_kind kind)
+{
+	gw_watch *w;
+	TAILQ_FOREACH(w, &r->dirty[kind], dirty_link)
+		if (!w->in_flight) return true;
+	return false;
+}
+
+static void flush(gw_registry *r)
+{
+	bool down = db_pool_connected(r->pool) == 0;
+	/* Send while a connection is idle; with the database down, fail fast (the callbacks answer 503 or
+	 * keep held waiters as they are). One batch per kind per round keeps kinds fair. */
+	for (int guard = 0; guard < 64; guard++) {
+		bool sent = false;
+		if (!down && db_pool_idle(r->pool) == 0) break;
+		if (!TAILQ_EMPTY(&r->token_dirty)) {
+			send_token_batch(r);
+			sent = true;
+		}
+		for (int k = 0; k < GW_KINDS; k++) {
+			if (!down && db_pool_idle(r->pool) == 0) break;
+			if (has_sendable(r, (gw_kind)k)) {
+				send_kind_batch(r, (gw_kind)k);
+				sent = true;
+			}
+		}
+		if (!sent) break;
+		down = db_pool_connected(r->pool) == 0;
+	}
+}
+
+void gw_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	gw_registry *r = arg;
+	(void)fd;
+	(void)what;
+	r->flush_scheduled = false;
+	flush(r);
+}
+
+void gw_schedule_flush(gw_registry *r)
+{
+	/* Deferred to the end of this loop iteration, so every hint of the iteration shares one query. */
+	if (!r->flush_scheduled) {
+		r->flush_scheduled = true;
+		event_active(r->flush_ev, EV_TIMEOUT, 0);
+	}
+}
+

@@ -1,0 +1,114 @@
+/*
+ * gateway/watch-internal.h — what watch.c (the registry: watches, subs, waiters, deciding) and
+ * reread.c (the batched reads: flush, queries, applying results) share. Not for other rooms.
+ */
+#ifndef POLLGATE_GATEWAY_WATCH_INTERNAL_H
+#define POLLGATE_GATEWAY_WATCH_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/event_struct.h>
+
+#include "auth/cache.h"
+#include "common/hmap.h"
+#include "gateway/watch.h"
+#include "policy/policy.h"
+
+typedef enum { HAVE_NOTHING = 0, HAVE_ROW, HAVE_MISSING } have_state;
+
+typedef struct gw_watch {
+	cm_hnode node;
+	gw_registry *reg;
+	gw_kind kind;
+	int64_t id;
+	have_state have;
+	pol_view view;
+	bool stale;     /* the view may predate a lost NOTIFY: read before trusting it */
+	bool closed;    /* terminal: answered, never held again, NOTIFYs ignored */
+	bool dirty;     /* in the dirty list of its kind */
+	bool in_flight; /* part of a read in flight */
+	int wake_cause; /* what made it dirty: for metrics */
+	int64_t notified_ms; /* when a NOTIFY marked it dirty (for the wake latency histogram), or 0 */
+	TAILQ_ENTRY(gw_watch) dirty_link;
+	struct event timer; /* safety net while held; linger otherwise */
+	LIST_HEAD(, gw_sub) subs;
+	unsigned n_held, n_pending;
+} gw_watch;
+
+typedef enum { ENT_UNCHECKED = 0, ENT_ENTITLED, ENT_DENIED } ent_state;
+
+typedef struct gw_sub {
+	cm_hnode node;
+	gw_watch *w;
+	int64_t user_id;
+	ent_state ent;
+	int64_t checked_ms;
+	uint64_t check_seq;   /* the batch that is checking it, or 0 */
+	uint64_t verdict_seq; /* the batch that gave the current verdict */
+	LIST_ENTRY(gw_sub) link;
+	TAILQ_HEAD(, gw_waiter) pending;
+	TAILQ_HEAD(, gw_waiter) held;
+} gw_sub;
+
+/* A per-user or per-client held counter. */
+typedef struct gw_counter {
+	cm_hnode node;
+	uint8_t key[16];
+	uint64_t n;
+} gw_counter;
+
+enum { CAUSE_NEW = 0, CAUSE_NOTIFY, CAUSE_SAFETY, CAUSE_RECONNECT };
+
+
+struct gw_registry {
+	struct event_base *base;
+	const conf *cfg;
+	struct db_pool *pool;
+	auth_cache *tokens;
+	cm_hmap watches, subs, users, clients;
+	TAILQ_HEAD(, gw_watch) dirty[GW_KINDS];
+	TAILQ_HEAD(, auth_token) token_dirty;
+	struct event *flush_ev;
+	struct event *sweep_ev;
+	bool flush_scheduled;
+	bool listen_up;
+	bool draining;
+	uint64_t epoch;
+	uint64_t batch_seq;
+	uint64_t outstanding;
+	gw_reg_stats st;
+	const struct timeval *common_tv[64];
+	int64_t common_ms[64];
+	int n_common;
+};
+
+/* How a sub's pending waiters are decided (see gw_sub_process in watch.c). */
+typedef enum { PS_READ, PS_CACHED, PS_FAILED } ps_mode;
+
+/* Clocks: monotonic milliseconds for ages and timers, wall-clock microseconds for token expiry. */
+int64_t gw_mono_ms(void);
+int64_t gw_wall_us(void);
+
+/* watch.c: lookups, freshness and lifetime. */
+gw_watch *gw_watch_find(gw_registry *r, gw_kind kind, int64_t id);
+gw_sub *gw_sub_find(gw_registry *r, gw_watch *w, int64_t user_id);
+void gw_sub_free(gw_registry *r, gw_sub *s);
+bool gw_sub_fresh(const gw_registry *r, const gw_sub *s, int64_t now);
+bool gw_sub_idle(const gw_sub *s);
+bool gw_view_fresh(const gw_watch *w);
+void gw_watch_maybe_free(gw_watch *w);
+void gw_watch_arm(gw_watch *w, int64_t ms);
+void gw_watch_rearm(gw_watch *w);
+
+/* watch.c: deciding and answering. `code` 200/304 use `v` (the watch's view). */
+void gw_sub_process(gw_sub *s, ps_mode mode, uint64_t seq);
+void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v);
+void gw_token_resolved(gw_registry *r, auth_token *t, bool failed);
+
+/* reread.c: ask for the deferred flush; the flush event's callback. */
+void gw_schedule_flush(gw_registry *r);
+void gw_on_flush(evutil_socket_t fd, short what, void *arg);
+
+#endif
