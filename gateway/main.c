@@ -101,21 +101,20 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 static void on_listen_up(void *arg)
 {
 	app *a = arg;
-	log_info("listen session up channels=%d", (int)(sizeof channels / sizeof channels[0]));
-	gw_reg_listen_up(a->reg);
+	gw_reg_listen_up(a->reg); /* db/listen.c has logged it */
 }
 
 static void on_listen_down(void *arg, const char *why)
 {
 	app *a = arg;
-	log_warn("listen session down reason=\"%s\"", why);
+	(void)why; /* db/listen.c has logged it */
 	gw_reg_listen_down(a->reg);
 }
 
 static void on_listen_fatal(void *arg, const char *why)
 {
 	app *a = arg;
-	log_error("cannot serve reason=\"%s\"", why);
+	log_error("stopping: the database cannot serve LISTEN reason=\"%s\"", why);
 	a->exit_code = 1;
 	event_base_loopexit(a->base, NULL);
 }
