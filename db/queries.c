@@ -47,7 +47,7 @@ const char db_sql_packs[] =
 	" FROM unnest($1::bigint[], $2::text[]) AS q(id, users)"
 	" JOIN tenants t ON t.id = q.id"
 	" LEFT JOIN LATERAL (SELECT * FROM review_packs rp WHERE rp.tenant_id = t.id"
-	"                    ORDER BY rp.created_at DESC, rp.id DESC LIMIT 1) p ON true";
+	"                    ORDER BY rp.created_at DESC NULLS LAST, rp.id DESC LIMIT 1) p ON true";
 
 const char db_sql_tokens[] =
 	"SELECT encode(a.token_sha256, 'hex'), a.user_id, " US("a.expires_at") " FROM access_tokens a"
@@ -155,7 +155,7 @@ static int check_shape(const PGresult *res, int row, int ncols, char *err, size_
 int db_parse_run_row(const PGresult *res, int i, db_run_row *r, char *err, size_t errlen)
 {
 	if (check_shape(res, i, 13, err, errlen) != 0) return -1;
-	if (get_i64(res, i, 0, false, &r->id, err, errlen) || get_i64(res, i, 1, false, &r->workspace_id, err, errlen) ||
+	if (get_i64(res, i, 0, false, &r->id, err, errlen) || get_i64(res, i, 1, true, &r->workspace_id, err, errlen) ||
 	    get_i64(res, i, 2, true, &r->tenant_id, err, errlen) ||
 	    get_i64(res, i, 8, true, &r->created_at, err, errlen) ||
 	    get_i64(res, i, 9, true, &r->started_at, err, errlen) ||

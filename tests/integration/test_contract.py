@@ -360,3 +360,24 @@ def test_metrics_are_restricted_by_config(gateway, world):
     assert "pollgate_waiters_held" in " ".join(m)
     closed = gateway(metrics_allow="10.0.0.0/8")
     assert closed.get("/metrics").status == 404
+
+
+def test_rows_with_nulls_where_the_schema_allows_them(gw, db):
+    make_run(db, 1, 7, id=42, status=None, type=None, created_at=None)
+    body = gw.get("/v1/runs/42?wait=0", token="tok-alice").json()
+    assert body["state"] == "unknown" and body["terminal"] is False and body["poll"] is None
+    assert body["run"]["status"] is None and body["run"]["type"] is None and body["run"]["created_at"] is None
+    make_run(db, None, None, id=43, status="running")   # no workspace: visible to nobody
+    assert gw.get("/v1/runs/43?wait=0", token="tok-alice").status == 404
+    # A pack without created_at never outranks one with it.
+    make_pack(db, 1, 7, id=5, status="ready", created_at="2026-01-01T00:00:00Z")
+    make_pack(db, 1, 7, id=6, status="queued", created_at=None)
+    assert gw.get("/v1/tenants/7/review-pack?wait=0", token="tok-alice").json()["review_pack"]["id"] == 5
+
+
+def test_malformed_json_column_is_served_as_null_not_an_error(gw, db):
+    # jsonb cannot hold malformed JSON; a huge number is what jansson cannot represent.
+    make_run(db, 1, 7, id=42, status="running", summary_counts=Raw("'{\"n\": 1e400}'::jsonb"))
+    r = gw.get("/v1/runs/42?wait=0", token="tok-alice")
+    assert r.status == 200
+    assert r.json()["run"]["summary_counts"] in (None, {"n": 1e400})

@@ -56,7 +56,7 @@ def test_schema_and_triggers_present(pg, db):
         cur.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")
         assert cur.fetchone()[0] == 1
         cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'review_packs'")
-        assert any("tenant_id, created_at DESC, id DESC" in r[0] for r in cur.fetchall())
+        assert any("tenant_id, created_at DESC NULLS LAST, id DESC" in r[0] for r in cur.fetchall())
     # The migrations are idempotent: applying them again changes nothing and fails nothing.
     for m in migrations():
         pg.psql_file(m)
