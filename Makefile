@@ -68,6 +68,7 @@ room_obj = $(patsubst %.c,$(BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 TEST_OBJ_policy  = $(call room_obj,policy/% common/%)
 TEST_OBJ_config  = $(call room_obj,gateway/config.c policy/% common/%)
 TEST_OBJ_auth    = $(call room_obj,auth/% policy/% common/%)
+TEST_OBJ_queries = $(call room_obj,db/queries.c common/%)
 TEST_OBJ_http    = $(call room_obj,gateway/http.c common/%)
 TEST_OBJ_hmap    = $(call room_obj,common/%)
 test_objs = $(if $(TEST_OBJ_$(1)),$(TEST_OBJ_$(1)),$(LIB_OBJ))
@@ -96,6 +97,11 @@ test-unit: $(UNIT_BIN)
 
 test-integration: pollgate
 	scripts/test-integration.sh
+
+# make bench: hold+wake of 10,000 long-polls and the query cost against short-polling, on a throwaway
+# PostgreSQL cluster and the release ./pollgate (bench/README.md). Writes build/bench.json.
+bench: pollgate
+	/usr/bin/python3 bench/longpoll_bench.py $(BENCH_ARGS)
 
 run: deps pollgate
 	scripts/run.sh
