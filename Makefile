@@ -100,8 +100,13 @@ test-integration: pollgate
 
 # make bench: hold+wake of 10,000 long-polls and the query cost against short-polling, on a throwaway
 # PostgreSQL cluster and the release ./pollgate (bench/README.md). Writes build/bench.json.
-bench: pollgate
+bench: pollgate build/write_floor
+	build/write_floor 9000
 	/usr/bin/python3 bench/longpoll_bench.py $(BENCH_ARGS)
+
+build/write_floor: bench/write_floor.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -o $@ $<
 
 run: deps pollgate
 	scripts/run.sh

@@ -429,3 +429,10 @@ void gw_schedule_flush(gw_registry *r)
 	}
 }
 
+void gw_schedule_flush_soon(gw_registry *r)
+{
+	/* Safety-net ticks: timers of one grid tick fire microseconds apart, possibly in different loop
+	 * iterations; waiting 5 ms lets them all join one batch. A flush that runs earlier takes them too. */
+	static const struct timeval soon = {0, 5000};
+	if (!r->flush_scheduled && !evtimer_pending(r->flush_soon_ev, NULL)) evtimer_add(r->flush_soon_ev, &soon);
+}

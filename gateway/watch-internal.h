@@ -70,7 +70,8 @@ struct gw_registry {
 	cm_hmap watches, subs, users, clients;
 	TAILQ_HEAD(, gw_watch) dirty[GW_KINDS];
 	TAILQ_HEAD(, auth_token) token_dirty;
-	struct event *flush_ev;
+	struct event *flush_ev;      /* the flush, deferred to the end of this loop iteration */
+	struct event *flush_soon_ev; /* the flush, a few milliseconds later (safety-net ticks) */
 	struct event *sweep_ev;
 	bool flush_scheduled;
 	bool listen_up;
@@ -101,6 +102,7 @@ bool gw_view_fresh(const gw_watch *w);
 void gw_watch_maybe_free(gw_watch *w);
 void gw_watch_arm(gw_watch *w, int64_t ms);
 void gw_watch_rearm(gw_watch *w);
+void gw_watch_arm_safety(gw_watch *w, int64_t interval);
 
 /* watch.c: deciding and answering. `code` 200/304 use `v` (the watch's view). */
 void gw_sub_process(gw_sub *s, ps_mode mode, uint64_t seq);
@@ -109,6 +111,7 @@ void gw_token_resolved(gw_registry *r, auth_token *t, bool failed);
 
 /* reread.c: ask for the deferred flush; the flush event's callback. */
 void gw_schedule_flush(gw_registry *r);
+void gw_schedule_flush_soon(gw_registry *r);
 void gw_on_flush(evutil_socket_t fd, short what, void *arg);
 
 #endif

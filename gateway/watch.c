@@ -375,7 +375,8 @@ void gw_watch_maybe_free(gw_watch *w)
 	watch_free(w);
 }
 
-static void mark_dirty(gw_watch *w, int cause)
+/* Queue a watch for the next batched read without scheduling the flush. */
+static void mark_dirty_quiet(gw_watch *w, int cause)
 {
 	gw_registry *r = w->reg;
 	if (!w->dirty) {
@@ -383,13 +384,30 @@ static void mark_dirty(gw_watch *w, int cause)
 		w->wake_cause = cause;
 		TAILQ_INSERT_TAIL(&r->dirty[w->kind], w, dirty_link);
 	}
-	gw_schedule_flush(r);
+}
+
+static void mark_dirty(gw_watch *w, int cause)
+{
+	mark_dirty_quiet(w, cause);
+	gw_schedule_flush(w->reg);
 }
 
 void gw_watch_arm(gw_watch *w, int64_t ms)
 {
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_add(&w->timer, &tv);
+}
+
+/* The safety net: due at most `interval` from now, rounded *down* to a grid of a quarter interval (at most
+ * a second), so resources read at different moments come due together and share one batched re-read
+ * instead of a query each. Never later than the interval allows. */
+void gw_watch_arm_safety(gw_watch *w, int64_t interval)
+{
+	int64_t grid = interval / 4 < 1000 ? interval / 4 : 1000;
+	int64_t now = gw_mono_ms(), due = now + interval;
+	if (grid > 0) due -= due % grid;
+	if (due <= now) due = now + interval;
+	gw_watch_arm(w, due - now);
 }
 
 /* After a read: when to look again (held and active), or how long to linger as a cache. */
@@ -401,7 +419,7 @@ void gw_watch_rearm(gw_watch *w)
 		return;
 	}
 	if (w->closed) gw_watch_arm(w, c->terminal_linger_ms);
-	else if (w->view.active) gw_watch_arm(w, w->view.interval_ms);
+	else if (w->view.active) gw_watch_arm_safety(w, w->view.interval_ms);
 	else gw_watch_arm(w, c->policy.pack_interval_ms); /* unknown state: linger one pack interval */
 }
 
@@ -420,7 +438,13 @@ static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
 		if (gw_sub_idle(s) && s->check_seq == 0 && !gw_sub_fresh(r, s, now)) gw_sub_free(r, s);
 	}
 	if (w->n_held > 0 && !w->closed) {
-		mark_dirty(w, CAUSE_SAFETY); /* the safety net: re-read even without a NOTIFY */
+		/* The safety net: re-read even without a NOTIFY — unless a read is already queued or in flight
+		 * (its result re-arms this timer). Due watches are collected for a few milliseconds, so the
+		 * whole grid tick goes out as one batch. */
+		if (!w->dirty && !w->in_flight) {
+			mark_dirty_quiet(w, CAUSE_SAFETY);
+			gw_schedule_flush_soon(r);
+		}
 		return;
 	}
 	if (w->n_pending == 0 && !w->in_flight) watch_free(w);
@@ -480,7 +504,7 @@ static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
 	r->st.held[w->kind]++;
 	event_add(&w->ev, hold_tv(r, w->wait_ms, &tmp));
 	/* A held resource is re-read at least once per interval: make sure its timer runs. */
-	if (!evtimer_pending(&s->w->timer, NULL) && !s->w->closed) gw_watch_arm(s->w, s->w->view.interval_ms);
+	if (!evtimer_pending(&s->w->timer, NULL) && !s->w->closed) gw_watch_arm_safety(s->w, s->w->view.interval_ms);
 }
 
 /* Both the view and the sub are fresh (or final): answer now or hold. */
@@ -768,6 +792,7 @@ gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool
 	    cm_hmap_init(&r->subs, 1024) != 0 || cm_hmap_init(&r->users, 256) != 0 || cm_hmap_init(&r->clients, 256) != 0)
 		goto err;
 	if ((r->flush_ev = event_new(base, -1, 0, gw_on_flush, r)) == NULL) goto err;
+	if ((r->flush_soon_ev = evtimer_new(base, gw_on_flush, r)) == NULL) goto err;
 	if ((r->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, r)) == NULL) goto err;
 	event_add(r->sweep_ev, &one);
 	return r;
@@ -809,6 +834,7 @@ void gw_reg_free(gw_registry *r)
 		}
 	}
 	if (r->flush_ev) event_free(r->flush_ev);
+	if (r->flush_soon_ev) event_free(r->flush_soon_ev);
 	if (r->sweep_ev) event_free(r->sweep_ev);
 	auth_cache_free(r->tokens);
 	cm_hmap_fini(&r->watches);
