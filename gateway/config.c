@@ -1002,6 +1002,12 @@ static void parse_buffer(struct parser *p, const char *buf, size_t len)
 
 		if (key_find(x->a, &ia) == NULL || key_find(x->b, &ib) == NULL) continue;
 		if (p->bad[ia] || p->bad[ib]) continue; /* already reported */
+		if (x->check == cross_waits && p->set_line[ia] == 0) {
+			/* Lowering only the cap takes the unset default with it: an operator who writes
+			 * max_wait = 20s means every hold, the default one included, ends by 20 s. */
+			if (p->c->default_wait_ms > p->c->max_wait_ms) p->c->default_wait_ms = p->c->max_wait_ms;
+			continue;
+		}
 		line = p->set_line[ia] > p->set_line[ib] ? p->set_line[ia] : p->set_line[ib];
 		if (line == 0) continue; /* both defaults: consistent by construction */
 		if (x->check(p->c, err, sizeof err) != 0) report(p, line, "%s", err);

@@ -1041,9 +1041,26 @@ static void test_random_input_never_crashes_or_leaks(void **state)
 	free(text);
 }
 
+static void test_lowering_only_max_wait_takes_the_default_wait_with_it(void **state)
+{
+	(void)state;
+	int n = -1;
+	conf *c = conf_load_string("t", "max_wait = 2s\n", NULL, &n);
+	assert_non_null(c);
+	assert_int_equal(n, 0);
+	assert_int_equal(c->max_wait_ms, 2000);
+	assert_int_equal(c->default_wait_ms, 2000);
+	conf_free(c);
+	/* Both set and in conflict is still the operator's mistake to hear about. */
+	c = conf_load_string("t", "max_wait = 2s\ndefault_wait = 3s\n", NULL, &n);
+	assert_null(c);
+	assert_int_equal(n, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lowering_only_max_wait_takes_the_default_wait_with_it),
 		cmocka_unit_test(test_conf_free_null_is_a_noop),
 		cmocka_unit_test(test_defaults_are_the_documented_values),
 		cmocka_unit_test(test_default_policy_equals_pol_config_default),
