@@ -47,10 +47,19 @@ typedef struct gw_sub {
 	int64_t checked_ms;
 	uint64_t check_seq;   /* the batch that is checking it, or 0 */
 	uint64_t verdict_seq; /* the batch that gave the current verdict */
-	LIST_ENTRY(gw_sub) link;
+	LIST_ENTRY(gw_sub) link;      /* in its watch's subs */
+	LIST_ENTRY(gw_sub) user_link; /* in its user's subs (gw_user) */
+	struct gw_user *user;
 	TAILQ_HEAD(, gw_waiter) pending;
 	TAILQ_HEAD(, gw_waiter) held;
 } gw_sub;
+
+/* One user's subs across all watches, so an access change touches only that user's. */
+typedef struct gw_user {
+	cm_hnode node;
+	int64_t user_id;
+	LIST_HEAD(, gw_sub) subs;
+} gw_user;
 
 /* A per-user or per-client held counter. */
 typedef struct gw_counter {
@@ -68,6 +77,7 @@ struct gw_registry {
 	struct db_pool *pool;
 	auth_cache *tokens;
 	cm_hmap watches, subs, users, clients;
+	cm_hmap user_subs; /* gw_user by user id */
 	TAILQ_HEAD(, gw_watch) dirty[GW_KINDS];
 	TAILQ_HEAD(, auth_token) token_dirty;
 	struct event *flush_ev;      /* the flush, deferred to the end of this loop iteration */

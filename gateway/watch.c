@@ -310,12 +310,37 @@ gw_sub *gw_sub_find(gw_registry *r, gw_watch *w, int64_t user_id)
 	return (gw_sub *)(void *)cm_hmap_find(&r->subs, sub_hash(w, user_id), sub_eq, &k);
 }
 
+static bool user_eq(const cm_hnode *n, const void *key)
+{
+	return ((const gw_user *)(const void *)n)->user_id == *(const int64_t *)key;
+}
+
+static gw_user *user_find(gw_registry *r, int64_t user_id)
+{
+	return (gw_user *)(void *)cm_hmap_find(&r->user_subs, cm_hash_bytes(&user_id, sizeof user_id), user_eq, &user_id);
+}
+
 static gw_sub *sub_get(gw_registry *r, gw_watch *w, int64_t user_id)
 {
 	gw_sub *s = gw_sub_find(r, w, user_id);
 	if (s) return s;
+	gw_user *u = user_find(r, user_id);
+	if (u == NULL) {
+		if ((u = calloc(1, sizeof *u)) == NULL) return NULL;
+		u->user_id = user_id;
+		LIST_INIT(&u->subs);
+		(void)cm_hmap_insert(&r->user_subs, &u->node, cm_hash_bytes(&user_id, sizeof user_id));
+	}
 	s = calloc(1, sizeof *s);
-	if (s == NULL) return NULL;
+	if (s == NULL) {
+		if (LIST_EMPTY(&u->subs)) {
+			cm_hmap_remove(&r->user_subs, &u->node);
+			free(u);
+		}
+		return NULL;
+	}
+	s->user = u;
+	LIST_INSERT_HEAD(&u->subs, s, user_link);
 	s->w = w;
 	s->user_id = user_id;
 	TAILQ_INIT(&s->pending);
@@ -328,6 +353,12 @@ static gw_sub *sub_get(gw_registry *r, gw_watch *w, int64_t user_id)
 
 void gw_sub_free(gw_registry *r, gw_sub *s)
 {
+	gw_user *u = s->user;
+	LIST_REMOVE(s, user_link);
+	if (LIST_EMPTY(&u->subs)) {
+		cm_hmap_remove(&r->user_subs, &u->node);
+		free(u);
+	}
 	LIST_REMOVE(s, link);
 	cm_hmap_remove(&r->subs, &s->node);
 	r->st.subs--;
@@ -665,20 +696,27 @@ void gw_reg_notify(gw_registry *r, gw_kind kind, int64_t id)
 	}
 }
 
+static void distrust_verdict(gw_sub *s)
+{
+	s->checked_ms = INT64_MIN / 2;
+	if (!TAILQ_EMPTY(&s->held) && !s->w->closed) mark_dirty(s->w, CAUSE_NOTIFY);
+}
+
 void gw_reg_notify_access(gw_registry *r, int64_t user_id)
 {
 	r->st.notifies[GW_KINDS]++;
 	auth_cache_invalidate_user(r->tokens, user_id);
-	/* Entitlement verdicts of that user (or everyone) are re-checked on the next read of each watch
-	 * they hold; held ones are read now. */
-	for (size_t i = 0; i < r->subs.nbuckets; i++) {
-		for (cm_hnode *n = r->subs.buckets[i]; n; n = n->next) {
-			gw_sub *s = (gw_sub *)(void *)n;
-			if (user_id >= 0 && s->user_id != user_id) continue;
-			s->checked_ms = INT64_MIN / 2;
-			if (!TAILQ_EMPTY(&s->held) && !s->w->closed) mark_dirty(s->w, CAUSE_NOTIFY);
-		}
+	/* Entitlement verdicts of that user (or everyone, for a role change) are re-checked on the next read
+	 * of each watch; watches where the user is held are read now. A user's hint costs O(its subs). */
+	if (user_id >= 0) {
+		gw_user *u = user_find(r, user_id);
+		gw_sub *s;
+		if (u == NULL) return;
+		LIST_FOREACH(s, &u->subs, user_link) distrust_verdict(s);
+		return;
 	}
+	for (size_t i = 0; i < r->subs.nbuckets; i++)
+		for (cm_hnode *n = r->subs.buckets[i]; n; n = n->next) distrust_verdict((gw_sub *)(void *)n);
 }
 
 static void for_each_watch(gw_registry *r, void (*fn)(gw_registry *r, gw_watch *w))
@@ -789,7 +827,8 @@ gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool
 	for (int k = 0; k < GW_KINDS; k++) TAILQ_INIT(&r->dirty[k]);
 	TAILQ_INIT(&r->token_dirty);
 	if ((r->tokens = auth_cache_new()) == NULL || cm_hmap_init(&r->watches, 1024) != 0 ||
-	    cm_hmap_init(&r->subs, 1024) != 0 || cm_hmap_init(&r->users, 256) != 0 || cm_hmap_init(&r->clients, 256) != 0)
+	    cm_hmap_init(&r->subs, 1024) != 0 || cm_hmap_init(&r->users, 256) != 0 || cm_hmap_init(&r->clients, 256) != 0 ||
+	    cm_hmap_init(&r->user_subs, 256) != 0)
 		goto err;
 	if ((r->flush_ev = event_new(base, -1, 0, gw_on_flush, r)) == NULL) goto err;
 	if ((r->flush_soon_ev = evtimer_new(base, gw_on_flush, r)) == NULL) goto err;
@@ -839,6 +878,7 @@ void gw_reg_free(gw_registry *r)
 	auth_cache_free(r->tokens);
 	cm_hmap_fini(&r->watches);
 	cm_hmap_fini(&r->subs);
+	cm_hmap_fini(&r->user_subs); /* its entries went with their last sub */
 	/* Counters are freed with their last waiter; any left would be a bug, but free the table anyway. */
 	cm_hmap_fini(&r->users);
 	cm_hmap_fini(&r->clients);

@@ -379,3 +379,16 @@ def test_losing_a_membership_answers_the_held_waiter_404_at_once(gateway, world,
         cur.execute("DELETE FROM workspace_memberships WHERE user_id = 2")
     (r,) = mg.results()
     assert r.status == 404 and time.monotonic() - t0 < 2.0
+
+
+def test_losing_a_capability_answers_held_review_pack_waiters_404(gateway, world, db):
+    # role_capabilities has no user id: its hint ('*') re-checks everyone's verdicts.
+    make_pack(db, 1, 7, id=5, status="generating")
+    gw = gateway(auth_cache_ttl="1h")
+    etag = gw.get("/v1/tenants/7/review-pack?wait=0", token="tok-alice").etag
+    mg = hold(gw, "/v1/tenants/7/review-pack", "tok-alice", etag)
+    wait_held(gw, 1, kind="review_pack")
+    with db.cursor() as cur:
+        cur.execute("DELETE FROM role_capabilities WHERE role = 'owner' AND capability = 'review_packs.view'")
+    (r,) = mg.results()
+    assert r.status == 404 and r.elapsed < 10
