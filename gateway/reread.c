@@ -71,7 +71,6 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 	bool trusted = b->epoch == r->epoch && r->listen_up;
 	bool changed = false;
 	gw_sub *s, *next;
-	gw_waiter *x;
 	id_collect c = {r, w, b, b->sent_ms};
 
 	w->in_flight = false;
@@ -102,23 +101,8 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 	int64_t now = gw_mono_ms();
 	for (s = LIST_FIRST(&w->subs); s; s = next) {
 		next = LIST_NEXT(s, link);
-		if (s->ent == ENT_DENIED || w->have != HAVE_ROW) {
-			while ((x = TAILQ_FIRST(&s->held)) != NULL) {
-				r->st.answered_denied++;
-				gw_waiter_finish(r, x, 404, NULL);
-			}
-		} else if (changed) {
-			int64_t now_us = gw_wall_us();
-			while ((x = TAILQ_FIRST(&s->held)) != NULL) {
-				/* Never new state on a credential that has expired meanwhile. */
-				if (x->token->expires_at_us != AUTH_NEVER && x->token->expires_at_us <= now_us) {
-					gw_waiter_finish(r, x, 401, NULL);
-					continue;
-				}
-				r->st.answered_change++;
-				gw_waiter_finish(r, x, 200, &w->view);
-			}
-		}
+		if (s->ent == ENT_DENIED || w->have != HAVE_ROW) gw_sub_answer_denied(r, s);
+		else if (changed) gw_sub_answer_changed(r, s); /* answered a slice at a time */
 		gw_sub_process(s, PS_READ, b->seq);
 		if (gw_sub_idle(s) && (s->ent == ENT_DENIED || !gw_sub_fresh(r, s, now))) gw_sub_free(r, s);
 	}

@@ -52,6 +52,9 @@ typedef struct gw_sub {
 	struct gw_user *user;
 	TAILQ_HEAD(, gw_waiter) pending;
 	TAILQ_HEAD(, gw_waiter) held;
+	TAILQ_HEAD(, gw_waiter) answering; /* held waiters due a 200, answered a slice at a time */
+	TAILQ_ENTRY(gw_sub) answer_link;   /* in the registry's answer queue while answering is not empty */
+	bool in_answer_q;
 } gw_sub;
 
 /* One user's subs across all watches, so an access change touches only that user's. */
@@ -78,6 +81,8 @@ struct gw_registry {
 	auth_cache *tokens;
 	cm_hmap watches, subs, users, clients;
 	cm_hmap user_subs; /* gw_user by user id */
+	TAILQ_HEAD(, gw_sub) answer_q; /* subs with waiters due a 200 */
+	struct event *answer_ev;       /* answers the next slice of answer_q */
 	TAILQ_HEAD(, gw_watch) dirty[GW_KINDS];
 	TAILQ_HEAD(, auth_token) token_dirty;
 	struct event *flush_ev;      /* the flush, deferred to the end of this loop iteration */
@@ -118,6 +123,14 @@ void gw_watch_arm_safety(gw_watch *w, int64_t interval);
 void gw_sub_process(gw_sub *s, ps_mode mode, uint64_t seq);
 void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v);
 void gw_token_resolved(gw_registry *r, auth_token *t, bool failed);
+
+/* A wake answers at most this many waiters per loop iteration, so the first answers are written while
+ * later ones are still to be built, and a wake of 100,000 never holds 100,000 built answers at once. */
+#define GW_ANSWER_SLICE 1024
+/* The sub's held waiters are now due a 200 with the watch's view: queue them for the next slices. */
+void gw_sub_answer_changed(gw_registry *r, gw_sub *s);
+/* The sub lost access (or its resource is gone): answer its held and queued waiters 404 now. */
+void gw_sub_answer_denied(gw_registry *r, gw_sub *s);
 
 /* reread.c: ask for the deferred flush; the flush event's callback. */
 void gw_schedule_flush(gw_registry *r);

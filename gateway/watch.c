@@ -154,7 +154,9 @@ static void waiter_detach(gw_registry *r, gw_waiter *w)
 		r->st.pending--;
 		break;
 	case GW_W_HELD:
-		TAILQ_REMOVE(&s->held, w, link);
+	case GW_W_ANSWERING:
+		if (w->state == GW_W_HELD) TAILQ_REMOVE(&s->held, w, link);
+		else TAILQ_REMOVE(&s->answering, w, link);
 		s->w->n_held--;
 		r->st.held[w->kind]--;
 		counter_put(&r->users, w->user);
@@ -345,6 +347,7 @@ static gw_sub *sub_get(gw_registry *r, gw_watch *w, int64_t user_id)
 	s->user_id = user_id;
 	TAILQ_INIT(&s->pending);
 	TAILQ_INIT(&s->held);
+	TAILQ_INIT(&s->answering);
 	LIST_INSERT_HEAD(&w->subs, s, link);
 	(void)cm_hmap_insert(&r->subs, &s->node, sub_hash(w, user_id));
 	r->st.subs++;
@@ -359,6 +362,7 @@ void gw_sub_free(gw_registry *r, gw_sub *s)
 		cm_hmap_remove(&r->user_subs, &u->node);
 		free(u);
 	}
+	if (s->in_answer_q) TAILQ_REMOVE(&r->answer_q, s, answer_link);
 	LIST_REMOVE(s, link);
 	cm_hmap_remove(&r->subs, &s->node);
 	r->st.subs--;
@@ -372,7 +376,7 @@ bool gw_sub_fresh(const gw_registry *r, const gw_sub *s, int64_t now)
 
 bool gw_sub_idle(const gw_sub *s)
 {
-	return TAILQ_EMPTY(&s->pending) && TAILQ_EMPTY(&s->held);
+	return TAILQ_EMPTY(&s->pending) && TAILQ_EMPTY(&s->held) && TAILQ_EMPTY(&s->answering);
 }
 
 bool gw_view_fresh(const gw_watch *w)
@@ -770,6 +774,7 @@ static void drain_watch(gw_registry *r, gw_watch *w)
 	gw_sub *s;
 	gw_waiter *x;
 	LIST_FOREACH(s, &w->subs, link) {
+		while ((x = TAILQ_FIRST(&s->answering)) != NULL) gw_waiter_finish(r, x, 200, &w->view);
 		while ((x = TAILQ_FIRST(&s->held)) != NULL) gw_waiter_finish(r, x, 304, &w->view);
 	}
 }
@@ -790,6 +795,7 @@ static void abort_watch(gw_registry *r, gw_watch *w)
 	gw_sub *s;
 	gw_waiter *x;
 	LIST_FOREACH(s, &w->subs, link) {
+		while ((x = TAILQ_FIRST(&s->answering)) != NULL) gw_waiter_finish(r, x, 200, &w->view);
 		while ((x = TAILQ_FIRST(&s->held)) != NULL) gw_waiter_finish(r, x, 304, &w->view);
 		while ((x = TAILQ_FIRST(&s->pending)) != NULL) gw_waiter_finish(r, x, 503, NULL);
 	}
@@ -804,6 +810,73 @@ void gw_reg_abort_pending(gw_registry *r)
 		t->in_batch = false;
 		gw_token_resolved(r, t, true);
 	}
+}
+
+/* ---- answering a wake, a slice at a time ---- */
+
+static bool token_expired(const gw_waiter *x, int64_t now_us)
+{
+	return x->token->expires_at_us != AUTH_NEVER && x->token->expires_at_us <= now_us;
+}
+
+void gw_sub_answer_changed(gw_registry *r, gw_sub *s)
+{
+	static const struct timeval now = {0, 0};
+	gw_waiter *x;
+	if (TAILQ_EMPTY(&s->held)) return;
+	while ((x = TAILQ_FIRST(&s->held)) != NULL) {
+		TAILQ_REMOVE(&s->held, x, link);
+		x->state = GW_W_ANSWERING;
+		TAILQ_INSERT_TAIL(&s->answering, x, link);
+	}
+	if (!s->in_answer_q) {
+		s->in_answer_q = true;
+		TAILQ_INSERT_TAIL(&r->answer_q, s, answer_link);
+	}
+	if (!evtimer_pending(r->answer_ev, NULL)) evtimer_add(r->answer_ev, &now);
+}
+
+void gw_sub_answer_denied(gw_registry *r, gw_sub *s)
+{
+	gw_waiter *x;
+	while ((x = TAILQ_FIRST(&s->answering)) != NULL || (x = TAILQ_FIRST(&s->held)) != NULL) {
+		r->st.answered_denied++;
+		gw_waiter_finish(r, x, 404, NULL);
+	}
+}
+
+/* One slice: up to GW_ANSWER_SLICE queued 200s, with the watch's current view (the latest state, if it
+ * changed again meanwhile). The loop writes them before the next slice is built. */
+static void on_answer_slice(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval now = {0, 0};
+	gw_registry *r = arg;
+	unsigned budget = GW_ANSWER_SLICE;
+	int64_t now_us = gw_wall_us(), now_ms = gw_mono_ms();
+	gw_sub *s;
+	(void)fd;
+	(void)what;
+
+	while (budget > 0 && (s = TAILQ_FIRST(&r->answer_q)) != NULL) {
+		gw_watch *w = s->w;
+		gw_waiter *x;
+		while (budget > 0 && (x = TAILQ_FIRST(&s->answering)) != NULL) {
+			budget--;
+			if (token_expired(x, now_us)) {
+				/* Never new state on a credential that has expired meanwhile. */
+				gw_waiter_finish(r, x, 401, NULL);
+				continue;
+			}
+			r->st.answered_change++;
+			gw_waiter_finish(r, x, 200, &w->view);
+		}
+		if (!TAILQ_EMPTY(&s->answering)) break;
+		TAILQ_REMOVE(&r->answer_q, s, answer_link);
+		s->in_answer_q = false;
+		if (gw_sub_idle(s) && !gw_sub_fresh(r, s, now_ms)) gw_sub_free(r, s);
+		gw_watch_maybe_free(w);
+	}
+	if (!TAILQ_EMPTY(&r->answer_q)) evtimer_add(r->answer_ev, &now);
 }
 
 /* ---- lifecycle ---- */
@@ -832,6 +905,8 @@ gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool
 		goto err;
 	if ((r->flush_ev = event_new(base, -1, 0, gw_on_flush, r)) == NULL) goto err;
 	if ((r->flush_soon_ev = evtimer_new(base, gw_on_flush, r)) == NULL) goto err;
+	if ((r->answer_ev = evtimer_new(base, on_answer_slice, r)) == NULL) goto err;
+	TAILQ_INIT(&r->answer_q);
 	if ((r->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, r)) == NULL) goto err;
 	event_add(r->sweep_ev, &one);
 	return r;
@@ -845,6 +920,7 @@ static void free_watch_waiters(gw_registry *r, gw_watch *w)
 	gw_sub *s;
 	gw_waiter *x;
 	LIST_FOREACH(s, &w->subs, link) {
+		while ((x = TAILQ_FIRST(&s->answering)) != NULL) waiter_gone(r, x);
 		while ((x = TAILQ_FIRST(&s->held)) != NULL) waiter_gone(r, x);
 		while ((x = TAILQ_FIRST(&s->pending)) != NULL) waiter_gone(r, x);
 	}
@@ -874,6 +950,7 @@ void gw_reg_free(gw_registry *r)
 	}
 	if (r->flush_ev) event_free(r->flush_ev);
 	if (r->flush_soon_ev) event_free(r->flush_soon_ev);
+	if (r->answer_ev) event_free(r->answer_ev);
 	if (r->sweep_ev) event_free(r->sweep_ev);
 	auth_cache_free(r->tokens);
 	cm_hmap_fini(&r->watches);

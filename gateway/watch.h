@@ -39,7 +39,9 @@ typedef enum { GW_RUN = 0, GW_PACK = 1 } gw_kind;
 #define GW_KINDS 2
 const char *gw_kind_name(gw_kind k);
 
-typedef enum { GW_W_NEW = 0, GW_W_AUTH, GW_W_READ, GW_W_HELD } gw_wstate;
+/* NEW: not on any list; AUTH: waiting for a token lookup; READ: waiting for a read; HELD: held until a
+ * change or its deadline; ANSWERING: its resource changed and its 200 waits for the next answer slice. */
+typedef enum { GW_W_NEW = 0, GW_W_AUTH, GW_W_READ, GW_W_HELD, GW_W_ANSWERING } gw_wstate;
 
 struct gw_sub;
 struct gw_registry;
@@ -56,7 +58,7 @@ typedef struct gw_waiter {
 	auth_wait auth_link;  /* on token->waiting while GW_W_AUTH */
 	auth_token *token;    /* referenced (token->users) from submit to the answer */
 	struct gw_sub *sub;   /* while GW_W_READ / GW_W_HELD */
-	TAILQ_ENTRY(gw_waiter) link; /* on sub->pending or sub->held */
+	TAILQ_ENTRY(gw_waiter) link; /* on sub->pending, sub->held or sub->answering */
 	struct gw_counter *client;   /* held-per-client counter while held */
 	struct gw_counter *user;     /* held-per-user counter while held */
 	const char *inm;             /* If-None-Match value, borrowed from the request's headers, or NULL */
