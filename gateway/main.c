@@ -39,6 +39,7 @@ typedef struct app {
 	gw_server *srv;
 	struct event *sig_hup, *sig_term, *sig_int, *drain_tick;
 	int64_t drain_started_ms;
+	int64_t answered_at_ms; /* when the drain had answered every request, or 0 */
 	bool draining;
 	bool aborted;
 	int exit_code;
@@ -176,8 +177,14 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	uint64_t left = gw_reg_outstanding(a->reg);
 	uint64_t unwritten = gw_server_unfinished(a->srv);
-	if (left == 0 && unwritten == 0) {
-		log_info("drained; exiting");
+	int64_t now = now_ms(a);
+	if (left == 0 && a->answered_at_ms == 0) a->answered_at_ms = now;
+	/* Every request is answered. Answers to live clients are written within milliseconds; evhttp reports
+	 * no failure for an answer whose client reset meanwhile, so after a short grace the rest are taken
+	 * to be for clients that are gone. */
+	if (left == 0 && (unwritten == 0 || now - a->answered_at_ms >= 1000)) {
+		if (unwritten) log_info("drained unwritten=%" PRIu64 " hint=\"clients gone before their answer was written\"", unwritten);
+		else log_info("drained; exiting");
 		event_base_loopexit(a->base, NULL);
 		return;
 	}
