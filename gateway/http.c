@@ -168,7 +168,14 @@ void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const 
 	if (rid) evhttp_add_header(h, "X-Request-Id", rid);
 	if (etag) evhttp_add_header(h, "ETag", etag);
 	if (flags & GW_REPLY_CLOSE) evhttp_add_header(h, "Connection", "close");
-	if (code != 304 && body != NULL) {
+	if (code != 304 && body != NULL && evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* HEAD: the headers a GET would get, Content-Length included, and no body (evhttp 2.1 would
+		 * send one, which breaks the framing of the next response on a keep-alive connection). */
+		char n[24];
+		snprintf(n, sizeof n, "%zu", len);
+		evhttp_add_header(h, "Content-Type", "application/json");
+		evhttp_add_header(h, "Content-Length", n);
+	} else if (code != 304 && body != NULL) {
 		evhttp_add_header(h, "Content-Type", "application/json");
 		buf = evbuffer_new();
 		if (buf == NULL || evbuffer_add(buf, body, len) != 0) {

@@ -176,7 +176,14 @@ static void serve_metrics(gw_server *s, struct evhttp_request *req, const char *
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Request-Id", rid);
 	count(s, GW_ROUTE_METRICS, 200);
-	evhttp_send_reply(req, 200, "OK", buf);
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		char n[24];
+		snprintf(n, sizeof n, "%zu", evbuffer_get_length(buf));
+		evhttp_add_header(h, "Content-Length", n);
+		evhttp_send_reply(req, 200, "OK", NULL);
+	} else {
+		evhttp_send_reply(req, 200, "OK", buf);
+	}
 	evbuffer_free(buf);
 }
 
@@ -297,7 +304,6 @@ static void on_request(struct evhttp_request *req, void *arg)
 	w->req = req;
 	w->kind = route == GW_ROUTE_RUN ? GW_RUN : GW_PACK;
 	w->id = id;
-	w->is_head = method == EVHTTP_REQ_HEAD;
 	memcpy(w->client_addr, client_key, 16);
 	memcpy(w->rid, rid, sizeof w->rid);
 	if (CM_LOG_ENABLED(CM_LOG_DEBUG)) {

@@ -188,7 +188,7 @@ void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
 	if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
 	switch (code) {
 	case 200:
-		gw_http_reply(req, rid, 200, v->etag, w->is_head ? "" : v->body, w->is_head ? 0 : v->body_len, flags);
+		gw_http_reply(req, rid, 200, v->etag, v->body, v->body_len, flags); /* evhttp sends no body for HEAD */
 		break;
 	case 304: gw_http_reply(req, rid, 304, v->etag, NULL, 0, flags); break;
 	case 401: gw_http_error(req, rid, GW_ERR_UNAUTHORIZED, NULL, 0, flags); break;

@@ -65,7 +65,6 @@ typedef struct gw_waiter {
 	char since[40];              /* ?since= value wrapped in quotes, or "" */
 	bool has_since;
 	bool since_junk; /* ?since= too long to be one of ours: matches nothing */
-	bool is_head;
 	int64_t wait_ms;
 	uint8_t client_addr[16]; /* resolved client address (IPv4 mapped) for the per-client cap */
 	char rid[40];

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from helpers import (NOW, Raw, add_tenant_member, add_workspace_member, grant_capability, http, make_demo_world,
+from helpers import (NOW, Raw, raw_request, add_tenant_member, add_workspace_member, grant_capability, http, make_demo_world,
                      make_pack, make_principal, make_run, make_token, make_user, set_run)
 
 RUN_KEYS = ["id", "workspace_id", "tenant_id", "type", "status", "outcome", "summary_counts", "failure_summary",
@@ -322,8 +322,18 @@ def test_other_methods_are_405_with_allow(gw, db, method):
 
 def test_head_is_answered_like_get_without_a_body(gw, db):
     make_run(db, 1, 7, id=42, status="running")
+    get = gw.get("/v1/runs/42?wait=0", token="tok-alice")
     r = http("HEAD", gw.url + "/v1/runs/42?wait=0", headers={"Authorization": "Bearer tok-alice"})
-    assert r.status == 200 and r.body == b"" and ETAG_RX.match(r.etag)
+    assert r.status == 200 and r.body == b"" and r.etag == get.etag
+    assert r.headers.get("Content-Length") == str(len(get.body))
+    # On one keep-alive connection, a HEAD (answer or error) must not leak a body into the next answer.
+    raw = raw_request(gw.host, gw.port,
+                      b"HEAD /v1/runs/42?wait=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice\r\n\r\n"
+                      b"HEAD /v1/runs/7?wait=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice\r\n\r\n"
+                      b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    parts = raw.split(b"\r\n\r\n")
+    assert parts[0].startswith(b"HTTP/1.1 200 ") and parts[1].startswith(b"HTTP/1.1 404 ")
+    assert parts[2].startswith(b"HTTP/1.1 200 ") and parts[3] == b'{"status":"ok"}'
 
 
 def test_request_with_a_body_is_400(gw, db):
