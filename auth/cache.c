@@ -42,6 +42,11 @@ static bool token_eq(const cm_hnode *n, const void *key)
 	return memcmp(((const auth_token *)(const void *)n)->hash, key, AUTH_HASH_LEN) == 0;
 }
 
+auth_token *auth_cache_find(auth_cache *c, const uint8_t hash[AUTH_HASH_LEN])
+{
+	return (auth_token *)(void *)cm_hmap_find(&c->map, cm_hash_bytes(hash, AUTH_HASH_LEN), token_eq, hash);
+}
+
 auth_token *auth_cache_get(auth_cache *c, const uint8_t hash[AUTH_HASH_LEN])
 {
 	uint64_t h = cm_hash_bytes(hash, AUTH_HASH_LEN);

@@ -50,6 +50,9 @@ void auth_cache_free(auth_cache *c); /* frees every entry; waiters must have bee
 /* The entry for this hash, created NEW if absent. NULL only on allocation failure. */
 auth_token *auth_cache_get(auth_cache *c, const uint8_t hash[AUTH_HASH_LEN]);
 
+/* The entry for this hash, or NULL (never creates one). */
+auth_token *auth_cache_find(auth_cache *c, const uint8_t hash[AUTH_HASH_LEN]);
+
 /* Is the entry usable now without a lookup? (VALID, checked within ttl_ms, token not expired.) */
 bool auth_token_fresh(const auth_token *t, int64_t now_ms, int64_t now_us, int64_t ttl_ms);
 

@@ -216,31 +216,37 @@ static void on_token_result(void *arg, const PGresult *res, const char *err)
 		r->st.read_errors++;
 		log_warn("token lookup failed tokens=%zu error=\"%s\"", b->n, err ? err : "?");
 		for (size_t i = 0; i < b->n; i++) {
-			b->tokens[i]->state = AUTH_TOKEN_NEW;
-			gw_token_resolved(r, b->tokens[i], true);
+			/* A re-check that failed keeps the token's last verdict (held requests are not answered
+			 * with an error); it is looked up again on its next use. */
+			auth_token *t = b->tokens[i];
+			t->state = t->user_id ? AUTH_TOKEN_VALID : AUTH_TOKEN_NEW;
+			gw_token_resolved(r, t, true);
 		}
 		batch_free(b);
 		gw_schedule_flush(r);
 		return;
 	}
+	/* Each row names a live token of this batch (still LOOKING); whatever is LOOKING afterwards has no
+	 * live row: unknown, revoked or expired. */
+	for (int k = 0; k < PQntuples(res); k++) {
+		db_token_row row;
+		if (db_parse_token_row(res, k, &row, perr, sizeof perr) != 0) {
+			r->st.bad_rows++;
+			continue;
+		}
+		auth_token *t = auth_cache_find(r->tokens, row.hash);
+		if (t == NULL || t->state != AUTH_TOKEN_LOOKING) continue;
+		auth_token_set(r->tokens, t, true, row.user_id, row.expires_at == DB_NULL ? AUTH_NEVER : row.expires_at,
+		               b->sent_ms);
+		gw_token_resolved(r, t, false);
+	}
 	for (size_t i = 0; i < b->n; i++) {
 		auth_token *t = b->tokens[i];
-		bool found = false;
-		for (int k = 0; k < PQntuples(res); k++) {
-			db_token_row row;
-			if (db_parse_token_row(res, k, &row, perr, sizeof perr) != 0) {
-				r->st.bad_rows++;
-				continue;
-			}
-			if (memcmp(row.hash, t->hash, AUTH_HASH_LEN) == 0) {
-				auth_token_set(r->tokens, t, true, row.user_id, row.expires_at == DB_NULL ? AUTH_NEVER : row.expires_at,
-				               b->sent_ms);
-				found = true;
-				break;
-			}
-		}
-		if (!found) auth_token_set(r->tokens, t, false, 0, AUTH_NEVER, b->sent_ms);
+		if (t->state != AUTH_TOKEN_LOOKING) continue;
+		int64_t was_user = t->user_id;
+		auth_token_set(r->tokens, t, false, 0, AUTH_NEVER, b->sent_ms);
 		gw_token_resolved(r, t, false);
+		if (was_user > 0 && t->users > 0) gw_token_revoked(r, t, was_user); /* held requests get 401 now */
 	}
 	batch_free(b);
 	gw_schedule_flush(r);

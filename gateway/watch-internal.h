@@ -123,6 +123,8 @@ void gw_watch_arm_safety(gw_watch *w, int64_t interval);
 void gw_sub_process(gw_sub *s, ps_mode mode, uint64_t seq);
 void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v);
 void gw_token_resolved(gw_registry *r, auth_token *t, bool failed);
+/* A re-check found the token of held requests revoked or expired: answer them 401. */
+void gw_token_revoked(gw_registry *r, auth_token *t, int64_t user_id);
 
 /* A wake answers at most this many waiters per loop iteration, so the first answers are written while
  * later ones are still to be built, and a wake of 100,000 never holds 100,000 built answers at once. */

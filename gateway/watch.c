@@ -706,6 +706,47 @@ static void distrust_verdict(gw_sub *s)
 	if (!TAILQ_EMPTY(&s->held) && !s->w->closed) mark_dirty(s->w, CAUSE_NOTIFY);
 }
 
+/* Look a token up again (batched with the next flush). */
+static void recheck_token(gw_registry *r, auth_token *t)
+{
+	if (t->in_batch || t->state == AUTH_TOKEN_LOOKING) return;
+	t->in_batch = true;
+	TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
+	gw_schedule_flush(r);
+}
+
+/* The user's access changed: the tokens its held requests came with may have been revoked. */
+static void recheck_held_tokens(gw_registry *r, gw_user *u)
+{
+	gw_sub *s;
+	gw_waiter *x;
+	LIST_FOREACH(s, &u->subs, user_link) {
+		TAILQ_FOREACH(x, &s->held, link) recheck_token(r, x->token);
+		TAILQ_FOREACH(x, &s->answering, link) recheck_token(r, x->token);
+	}
+}
+
+void gw_token_revoked(gw_registry *r, auth_token *t, int64_t user_id)
+{
+	gw_user *u = user_find(r, user_id);
+	gw_sub *s, *next;
+	gw_waiter *x, *xn;
+	if (u == NULL) return;
+	for (s = LIST_FIRST(&u->subs); s; s = next) {
+		next = LIST_NEXT(s, user_link);
+		gw_watch *w = s->w;
+		for (x = TAILQ_FIRST(&s->held); x; x = xn) {
+			xn = TAILQ_NEXT(x, link);
+			if (x->token == t) gw_waiter_finish(r, x, 401, NULL);
+		}
+		for (x = TAILQ_FIRST(&s->answering); x; x = xn) {
+			xn = TAILQ_NEXT(x, link);
+			if (x->token == t) gw_waiter_finish(r, x, 401, NULL);
+		}
+		gw_watch_maybe_free(w);
+	}
+}
+
 void gw_reg_notify_access(gw_registry *r, int64_t user_id)
 {
 	r->st.notifies[GW_KINDS]++;
@@ -717,6 +758,7 @@ void gw_reg_notify_access(gw_registry *r, int64_t user_id)
 		gw_sub *s;
 		if (u == NULL) return;
 		LIST_FOREACH(s, &u->subs, user_link) distrust_verdict(s);
+		recheck_held_tokens(r, u);
 		return;
 	}
 	for (size_t i = 0; i < r->subs.nbuckets; i++)
@@ -862,8 +904,8 @@ static void on_answer_slice(evutil_socket_t fd, short what, void *arg)
 		gw_waiter *x;
 		while (budget > 0 && (x = TAILQ_FIRST(&s->answering)) != NULL) {
 			budget--;
-			if (token_expired(x, now_us)) {
-				/* Never new state on a credential that has expired meanwhile. */
+			if (token_expired(x, now_us) || x->token->state == AUTH_TOKEN_INVALID) {
+				/* Never new state on a credential that has expired or been revoked meanwhile. */
 				gw_waiter_finish(r, x, 401, NULL);
 				continue;
 			}

@@ -429,3 +429,24 @@ def test_clients_leaving_during_a_sliced_wake_are_freed_and_the_rest_answered(ga
     assert ok == 1500
     wait_for(lambda: held(gw) == 0 and gw.metrics().value("pollgate_waiters_pending") == 0, timeout=10,
              what="nothing held")
+
+
+def test_revoking_the_token_of_a_held_request_answers_it_401_at_once(gateway, world, db):
+    from helpers import make_token, revoke_token
+    make_run(db, 1, 7, id=42, status="running", started_at=Raw("now() - interval '1 hour'"))
+    make_token(db, 1, "tok-alice-2")  # the same user's other session stays valid
+    gw = gateway(auth_cache_ttl="1h")
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+    mg = hold(gw, "/v1/runs/42", "tok-alice", etag, n=2)
+    other = hold(gw, "/v1/runs/42", "tok-alice-2", etag)
+    wait_held(gw, 3)
+    t0 = time.monotonic()
+    assert revoke_token(db, "tok-alice") == 1
+    rs = mg.results()
+    assert [r.status for r in rs] == [401, 401] and time.monotonic() - t0 < 2.0
+    assert rs[0].headers.get("WWW-Authenticate") == "Bearer"
+    assert held(gw) == 1
+    set_run(db, 42, summary_counts={"after": "revoke"})
+    (r,) = other.results()
+    assert r.status == 200
+    assert gw.get("/v1/runs/42?wait=0", token="tok-alice").status == 401
