@@ -133,6 +133,12 @@ void gw_token_revoked(gw_registry *r, auth_token *t, int64_t user_id);
 void gw_sub_answer_changed(gw_registry *r, gw_sub *s);
 /* The sub lost access (or its resource is gone): answer its held and queued waiters 404 now. */
 void gw_sub_answer_denied(gw_registry *r, gw_sub *s);
+/* The answer event's callback: one slice. */
+void gw_on_answer_slice(evutil_socket_t fd, short what, void *arg);
+/* Call fn on every watch (fn may free the watch it is given). */
+void gw_for_each_watch(gw_registry *r, void (*fn)(gw_registry *r, gw_watch *w));
+/* A user's subs across watches, or NULL. */
+gw_user *gw_user_find(gw_registry *r, int64_t user_id);
 
 /* reread.c: ask for the deferred flush; the flush event's callback. */
 void gw_schedule_flush(gw_registry *r);

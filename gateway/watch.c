@@ -1,7 +1,7 @@
 /*
  * gateway/watch.c — the registry itself: watches, subs and waiters, their lifetimes, deciding and
- * answering a request, holding it, and the entry points (submit, hints, drain). See watch.h for the
- * model; the batched reads live in reread.c.
+ * answering one request, holding it, and the entry points (submit, hints). See watch.h for the model;
+ * the batched reads live in reread.c, answering in bulk (wakes, revocations, drain) in answer.c.
  *
  * Freshness, in one place:
  *   - a watch's view is fresh when it has been read, no read is due (not dirty, none in flight) and the
@@ -317,7 +317,7 @@ static bool user_eq(const cm_hnode *n, const void *key)
 	return ((const gw_user *)(const void *)n)->user_id == *(const int64_t *)key;
 }
 
-static gw_user *user_find(gw_registry *r, int64_t user_id)
+gw_user *gw_user_find(gw_registry *r, int64_t user_id)
 {
 	return (gw_user *)(void *)cm_hmap_find(&r->user_subs, cm_hash_bytes(&user_id, sizeof user_id), user_eq, &user_id);
 }
@@ -326,7 +326,7 @@ static gw_sub *sub_get(gw_registry *r, gw_watch *w, int64_t user_id)
 {
 	gw_sub *s = gw_sub_find(r, w, user_id);
 	if (s) return s;
-	gw_user *u = user_find(r, user_id);
+	gw_user *u = gw_user_find(r, user_id);
 	if (u == NULL) {
 		if ((u = calloc(1, sizeof *u)) == NULL) return NULL;
 		u->user_id = user_id;
@@ -726,27 +726,6 @@ static void recheck_held_tokens(gw_registry *r, gw_user *u)
 	}
 }
 
-void gw_token_revoked(gw_registry *r, auth_token *t, int64_t user_id)
-{
-	gw_user *u = user_find(r, user_id);
-	gw_sub *s, *next;
-	gw_waiter *x, *xn;
-	if (u == NULL) return;
-	for (s = LIST_FIRST(&u->subs); s; s = next) {
-		next = LIST_NEXT(s, user_link);
-		gw_watch *w = s->w;
-		for (x = TAILQ_FIRST(&s->held); x; x = xn) {
-			xn = TAILQ_NEXT(x, link);
-			if (x->token == t) gw_waiter_finish(r, x, 401, NULL);
-		}
-		for (x = TAILQ_FIRST(&s->answering); x; x = xn) {
-			xn = TAILQ_NEXT(x, link);
-			if (x->token == t) gw_waiter_finish(r, x, 401, NULL);
-		}
-		gw_watch_maybe_free(w);
-	}
-}
-
 void gw_reg_notify_access(gw_registry *r, int64_t user_id)
 {
 	r->st.notifies[GW_KINDS]++;
@@ -754,7 +733,7 @@ void gw_reg_notify_access(gw_registry *r, int64_t user_id)
 	/* Entitlement verdicts of that user (or everyone, for a role change) are re-checked on the next read
 	 * of each watch; watches where the user is held are read now. A user's hint costs O(its subs). */
 	if (user_id >= 0) {
-		gw_user *u = user_find(r, user_id);
+		gw_user *u = gw_user_find(r, user_id);
 		gw_sub *s;
 		if (u == NULL) return;
 		LIST_FOREACH(s, &u->subs, user_link) distrust_verdict(s);
@@ -765,7 +744,7 @@ void gw_reg_notify_access(gw_registry *r, int64_t user_id)
 		for (cm_hnode *n = r->subs.buckets[i]; n; n = n->next) distrust_verdict((gw_sub *)(void *)n);
 }
 
-static void for_each_watch(gw_registry *r, void (*fn)(gw_registry *r, gw_watch *w))
+void gw_for_each_watch(gw_registry *r, void (*fn)(gw_registry *r, gw_watch *w))
 {
 	for (size_t i = 0; i < r->watches.nbuckets; i++) {
 		cm_hnode *n = r->watches.buckets[i];
@@ -790,7 +769,7 @@ void gw_reg_listen_up(gw_registry *r)
 	r->listen_up = true;
 	r->epoch++;
 	/* Notifications sent while the session was down are lost: read every held resource again. */
-	for_each_watch(r, reread_after_reconnect);
+	gw_for_each_watch(r, reread_after_reconnect);
 }
 
 static void mark_stale(gw_registry *r, gw_watch *w)
@@ -803,7 +782,7 @@ void gw_reg_listen_down(gw_registry *r)
 {
 	r->listen_up = false;
 	r->epoch++;
-	for_each_watch(r, mark_stale);
+	gw_for_each_watch(r, mark_stale);
 }
 
 void gw_reg_pool_changed(gw_registry *r)
@@ -811,115 +790,11 @@ void gw_reg_pool_changed(gw_registry *r)
 	gw_schedule_flush(r);
 }
 
-static void drain_watch(gw_registry *r, gw_watch *w)
-{
-	gw_sub *s;
-	gw_waiter *x;
-	LIST_FOREACH(s, &w->subs, link) {
-		while ((x = TAILQ_FIRST(&s->answering)) != NULL) gw_waiter_finish(r, x, 200, &w->view);
-		while ((x = TAILQ_FIRST(&s->held)) != NULL) gw_waiter_finish(r, x, 304, &w->view);
-	}
-}
-
-void gw_reg_drain(gw_registry *r)
-{
-	r->draining = true;
-	for_each_watch(r, drain_watch);
-}
-
 uint64_t gw_reg_outstanding(const gw_registry *r)
 {
 	return r->outstanding;
 }
 
-static void abort_watch(gw_registry *r, gw_watch *w)
-{
-	gw_sub *s;
-	gw_waiter *x;
-	LIST_FOREACH(s, &w->subs, link) {
-		while ((x = TAILQ_FIRST(&s->answering)) != NULL) gw_waiter_finish(r, x, 200, &w->view);
-		while ((x = TAILQ_FIRST(&s->held)) != NULL) gw_waiter_finish(r, x, 304, &w->view);
-		while ((x = TAILQ_FIRST(&s->pending)) != NULL) gw_waiter_finish(r, x, 503, NULL);
-	}
-}
-
-void gw_reg_abort_pending(gw_registry *r)
-{
-	auth_token *t;
-	for_each_watch(r, abort_watch);
-	while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL) {
-		TAILQ_REMOVE(&r->token_dirty, t, batch_link);
-		t->in_batch = false;
-		gw_token_resolved(r, t, true);
-	}
-}
-
-/* ---- answering a wake, a slice at a time ---- */
-
-static bool token_expired(const gw_waiter *x, int64_t now_us)
-{
-	return x->token->expires_at_us != AUTH_NEVER && x->token->expires_at_us <= now_us;
-}
-
-void gw_sub_answer_changed(gw_registry *r, gw_sub *s)
-{
-	static const struct timeval now = {0, 0};
-	gw_waiter *x;
-	if (TAILQ_EMPTY(&s->held)) return;
-	while ((x = TAILQ_FIRST(&s->held)) != NULL) {
-		TAILQ_REMOVE(&s->held, x, link);
-		x->state = GW_W_ANSWERING;
-		TAILQ_INSERT_TAIL(&s->answering, x, link);
-	}
-	if (!s->in_answer_q) {
-		s->in_answer_q = true;
-		TAILQ_INSERT_TAIL(&r->answer_q, s, answer_link);
-	}
-	if (!evtimer_pending(r->answer_ev, NULL)) evtimer_add(r->answer_ev, &now);
-}
-
-void gw_sub_answer_denied(gw_registry *r, gw_sub *s)
-{
-	gw_waiter *x;
-	while ((x = TAILQ_FIRST(&s->answering)) != NULL || (x = TAILQ_FIRST(&s->held)) != NULL) {
-		r->st.answered_denied++;
-		gw_waiter_finish(r, x, 404, NULL);
-	}
-}
-
-/* One slice: up to GW_ANSWER_SLICE queued 200s, with the watch's current view (the latest state, if it
- * changed again meanwhile). The loop writes them before the next slice is built. */
-static void on_answer_slice(evutil_socket_t fd, short what, void *arg)
-{
-	static const struct timeval now = {0, 0};
-	gw_registry *r = arg;
-	unsigned budget = GW_ANSWER_SLICE;
-	int64_t now_us = gw_wall_us(), now_ms = gw_mono_ms();
-	gw_sub *s;
-	(void)fd;
-	(void)what;
-
-	while (budget > 0 && (s = TAILQ_FIRST(&r->answer_q)) != NULL) {
-		gw_watch *w = s->w;
-		gw_waiter *x;
-		while (budget > 0 && (x = TAILQ_FIRST(&s->answering)) != NULL) {
-			budget--;
-			if (token_expired(x, now_us) || x->token->state == AUTH_TOKEN_INVALID) {
-				/* Never new state on a credential that has expired or been revoked meanwhile. */
-				gw_waiter_finish(r, x, 401, NULL);
-				continue;
-			}
-			r->st.answered_change++;
-			gw_waiter_finish(r, x, 200, &w->view);
-		}
-		if (!TAILQ_EMPTY(&s->answering)) break;
-		TAILQ_REMOVE(&r->answer_q, s, answer_link);
-		s->in_answer_q = false;
-		if (gw_sub_idle(s) && !gw_sub_fresh(r, s, now_ms)) gw_sub_free(r, s);
-		gw_watch_maybe_free(w);
-	}
-	if (!TAILQ_EMPTY(&r->answer_q)) evtimer_add(r->answer_ev, &now);
-}
 
 /* ---- lifecycle ---- */
 
@@ -947,7 +822,7 @@ gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool
 		goto err;
 	if ((r->flush_ev = event_new(base, -1, 0, gw_on_flush, r)) == NULL) goto err;
 	if ((r->flush_soon_ev = evtimer_new(base, gw_on_flush, r)) == NULL) goto err;
-	if ((r->answer_ev = evtimer_new(base, on_answer_slice, r)) == NULL) goto err;
+	if ((r->answer_ev = evtimer_new(base, gw_on_answer_slice, r)) == NULL) goto err;
 	TAILQ_INIT(&r->answer_q);
 	if ((r->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, r)) == NULL) goto err;
 	event_add(r->sweep_ev, &one);
@@ -979,8 +854,8 @@ void gw_reg_free(gw_registry *r)
 {
 	if (r == NULL) return;
 	if (r->watches.buckets) {
-		for_each_watch(r, free_watch_waiters);
-		for_each_watch(r, free_watch_only);
+		gw_for_each_watch(r, free_watch_waiters);
+		gw_for_each_watch(r, free_watch_only);
 	}
 	if (r->tokens) {
 		/* Waiters still on token lookups. */
