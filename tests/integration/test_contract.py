@@ -391,3 +391,26 @@ def test_malformed_json_column_is_served_as_null_not_an_error(gw, db):
     r = gw.get("/v1/runs/42?wait=0", token="tok-alice")
     assert r.status == 200
     assert r.json()["run"]["summary_counts"] in (None, {"n": 1e400})
+
+
+@pytest.mark.parametrize("data", [
+    b"GARBAGE\r\n\r\n",
+    b"GET\r\n\r\n",
+    b"GET /v1/runs/1 HTTP/9.9\r\n\r\n",
+    b"GET /v1/runs/1 HTTP/1.1\r\nNoColonHeader\r\n\r\n",
+    b"GET /v1/runs/1 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
+    b"GET /v1/runs/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000,
+    b"GET /v1/runs/1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"\x00\x01\x02\xff" * 1000,
+    b"GET /v1/runs/%00%ff HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n\r\n",
+    b"GET /v1/runs/1?wait=1&wait=abc&since=%22%22 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice\r\n\r\n",
+], ids=["junk", "no-uri", "bad-version", "bad-header", "huge-header", "huge-body", "chunked-body", "binary",
+        "bad-bytes", "odd-query"])
+def test_malformed_http_never_harms_the_gateway(gw, db, data):
+    make_run(db, 1, 7, id=1, status="running")
+    raw = raw_request(gw.host, gw.port, data, timeout=5)
+    if raw:
+        assert raw.startswith(b"HTTP/1.1 4") or raw.startswith(b"HTTP/1.0 4") or raw.startswith(b"HTTP/1.1 200"), raw[:80]
+    # The gateway is still up and serving.
+    assert gw.get("/healthz").status == 200
+    assert gw.get("/v1/runs/1?wait=0", token="tok-alice").status == 200
