@@ -66,7 +66,7 @@ $(BUILD)/%.o: %.c
 # can be tested while another is mid-change. Unlisted tests link every room.
 room_obj = $(patsubst %.c,$(BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 TEST_OBJ_policy  = $(call room_obj,policy/% common/%)
-TEST_OBJ_config  = $(call room_obj,gateway/config.c policy/% common/%)
+TEST_OBJ_config  = $(call room_obj,gateway/config.c gateway/cidr.c policy/% common/%)
 TEST_OBJ_auth    = $(call room_obj,auth/% policy/% common/%)
 TEST_OBJ_queries = $(call room_obj,db/queries.c common/%)
 TEST_OBJ_http    = $(call room_obj,gateway/http.c common/%)

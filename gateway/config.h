@@ -14,18 +14,9 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "gateway/cidr.h"
 #include "policy/policy.h"
 
-/* One CIDR block: IPv4 blocks are stored as IPv4-mapped IPv6 (::ffff:a.b.c.d/96+n). */
-typedef struct conf_cidr {
-	uint8_t addr[16];
-	int prefix; /* 0..128, on the mapped form */
-} conf_cidr;
-
-typedef struct conf_cidr_list {
-	conf_cidr *items; /* owned */
-	size_t n;
-} conf_cidr_list;
 
 typedef struct conf {
 	char *path; /* owned; NULL for built-in defaults */
@@ -84,12 +75,6 @@ void conf_free(conf *c); /* conf_free(NULL) is a no-op */
 /* For reload: copies every non-reloadable key's value from `old` into `fresh`, calling `report` once for
  * each such key whose value differs (so the caller can log "KEY changed; restart to apply"). */
 void conf_keep_static(conf *fresh, const conf *old, void (*report)(const char *key, void *arg), void *arg);
-
-/* Does any block of `list` contain the address? (AF_INET and AF_INET6 sockaddrs; false for others.) */
-bool conf_cidr_match(const conf_cidr_list *list, const struct sockaddr *sa);
-
-/* Parse one "ADDR/PREFIX" (or a bare address = full-length prefix) into *out. Returns 0 or -1. */
-int conf_cidr_parse(const char *s, conf_cidr *out) __attribute__((warn_unused_result));
 
 /* Write every key with its current value as "key = value" lines (for --print-config and tests). */
 void conf_dump(const conf *c, FILE *out);

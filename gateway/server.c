@@ -70,23 +70,6 @@ static bool rid_acceptable(const char *v)
 
 /* ---- client address ---- */
 
-static bool addr_to_key(const struct sockaddr *sa, uint8_t key[16])
-{
-	memset(key, 0, 16);
-	if (sa == NULL) return false;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-		key[10] = key[11] = 0xff;
-		memcpy(key + 12, &in->sin_addr, 4);
-		return true;
-	}
-	if (sa->sa_family == AF_INET6) {
-		memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-		return true;
-	}
-	return false;
-}
-
 static bool parse_ip(const char *s, size_t n, struct sockaddr_storage *ss)
 {
 	char buf[64];
@@ -128,7 +111,7 @@ static void resolve_client(const conf *c, const struct sockaddr *peer, const cha
 			end = start > xff ? start - 1 : xff;
 		}
 	}
-	addr_to_key(client, key);
+	conf_addr_key(client, key);
 	text[0] = '\0';
 	if (client && client->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)client)->sin_addr, text, (socklen_t)textlen);

@@ -1,0 +1,114 @@
+/*
+ * gateway/cidr.c — see cidr.h.
+ */
+#include "gateway/cidr.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int conf_cidr_parse(const char *s, conf_cidr *out)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash;
+	size_t alen;
+	int maxp, prefix;
+	conf_cidr r;
+
+	if (s == NULL || out == NULL) return -1;
+	memset(&r, 0, sizeof r);
+	slash = strchr(s, '/');
+	alen = slash ? (size_t)(slash - s) : strlen(s);
+	if (alen == 0 || alen >= sizeof addr) return -1;
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+
+	if (memchr(addr, ':', alen) != NULL) {
+		if (inet_pton(AF_INET6, addr, r.addr) != 1) return -1;
+		maxp = 128;
+	} else {
+		struct in_addr a4;
+		if (inet_pton(AF_INET, addr, &a4) != 1) return -1;
+		r.addr[10] = 0xff;
+		r.addr[11] = 0xff;
+		memcpy(r.addr + 12, &a4, 4);
+		maxp = 32;
+	}
+
+	prefix = maxp;
+	if (slash) {
+		const char *p = slash + 1;
+		size_t digits = strspn(p, "0123456789");
+		if (digits == 0 || digits > 3 || p[digits] != '\0') return -1;
+		prefix = atoi(p);
+		if (prefix > maxp) return -1;
+	}
+	r.prefix = prefix + (128 - maxp);
+
+	/* Host bits are allowed ("10.1.2.3/8"): mask them off. */
+	for (int bit = r.prefix; bit < 128; bit++)
+		r.addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
+	*out = r;
+	return 0;
+}
+
+static bool cidr_contains(const conf_cidr *b, const uint8_t a[16])
+{
+	int full = b->prefix / 8, rest = b->prefix % 8;
+
+	if (memcmp(b->addr, a, (size_t)full) != 0) return false;
+	if (rest == 0) return true;
+	uint8_t mask = (uint8_t)(0xff00u >> rest);
+	return (b->addr[full] & mask) == (a[full] & mask);
+}
+
+bool conf_addr_key(const struct sockaddr *sa, uint8_t a[16])
+{
+	memset(a, 0, 16);
+	if (sa == NULL) return false;
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in sin;
+		memcpy(&sin, sa, sizeof sin);
+		a[10] = a[11] = 0xff;
+		memcpy(a + 12, &sin.sin_addr, 4);
+		return true;
+	}
+	if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 sin6;
+		memcpy(&sin6, sa, sizeof sin6);
+		memcpy(a, &sin6.sin6_addr, 16); /* a v4-mapped peer compares against the mapped v4 blocks */
+		return true;
+	}
+	return false;
+}
+
+bool conf_cidr_match(const conf_cidr_list *list, const struct sockaddr *sa)
+{
+	uint8_t a[16];
+
+	if (list == NULL || !conf_addr_key(sa, a)) return false;
+	for (size_t i = 0; i < list->n; i++)
+		if (cidr_contains(&list->items[i], a)) return true;
+	return false;
+}
+
+static bool is_v4_mapped(const uint8_t a[16])
+{
+	static const uint8_t pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	return memcmp(a, pfx, sizeof pfx) == 0;
+}
+
+void conf_cidr_format(const conf_cidr *b, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (b->prefix >= 96 && is_v4_mapped(b->addr)) {
+		if (inet_ntop(AF_INET, b->addr + 12, a, sizeof a) == NULL) a[0] = '\0';
+		snprintf(buf, len, "%s/%d", a, b->prefix - 96);
+	} else {
+		if (inet_ntop(AF_INET6, b->addr, a, sizeof a) == NULL) a[0] = '\0';
+		snprintf(buf, len, "%s/%d", a, b->prefix);
+	}
+}

@@ -1,0 +1,39 @@
+/*
+ * gateway/cidr.h — client addresses and CIDR blocks (metrics_allow, trusted_proxies, per-client caps).
+ *
+ * One representation for every address: 16 bytes, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d), so one
+ * comparison serves both families and a v4-mapped IPv6 peer matches the IPv4 blocks.
+ */
+#ifndef POLLGATE_GATEWAY_CIDR_H
+#define POLLGATE_GATEWAY_CIDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* One CIDR block: IPv4 blocks are stored as IPv4-mapped IPv6 (::ffff:a.b.c.d/96+n). */
+typedef struct conf_cidr {
+	uint8_t addr[16];
+	int prefix; /* 0..128, on the mapped form */
+} conf_cidr;
+
+typedef struct conf_cidr_list {
+	conf_cidr *items; /* owned */
+	size_t n;
+} conf_cidr_list;
+
+/* The 16-byte key of an AF_INET or AF_INET6 sockaddr (zeros and false for anything else). */
+bool conf_addr_key(const struct sockaddr *sa, uint8_t key[16]);
+
+/* Parse one "ADDR/PREFIX" (or a bare address = full-length prefix) into *out; host bits are masked.
+ * Returns 0 or -1. */
+int conf_cidr_parse(const char *s, conf_cidr *out) __attribute__((warn_unused_result));
+
+/* Does any block of `list` contain the address? (false for families other than IPv4/IPv6.) */
+bool conf_cidr_match(const conf_cidr_list *list, const struct sockaddr *sa);
+
+/* "10.0.0.0/8" or "::1/128": the block as it would be written. */
+void conf_cidr_format(const conf_cidr *b, char *buf, size_t len);
+
+#endif
