@@ -61,10 +61,11 @@ typedef struct gw_sub {
 typedef struct gw_user {
 	cm_hnode node;
 	int64_t user_id;
+	uint64_t held; /* held waiters of this user, for max_waiters_per_principal */
 	LIST_HEAD(, gw_sub) subs;
 } gw_user;
 
-/* A per-user or per-client held counter. */
+/* A per-client held counter. */
 typedef struct gw_counter {
 	cm_hnode node;
 	uint8_t key[16];
@@ -79,7 +80,7 @@ struct gw_registry {
 	const conf *cfg;
 	struct db_pool *pool;
 	auth_cache *tokens;
-	cm_hmap watches, subs, users, clients;
+	cm_hmap watches, subs, clients;
 	cm_hmap user_subs; /* gw_user by user id */
 	TAILQ_HEAD(, gw_sub) answer_q; /* subs with waiters due a 200 */
 	struct event *answer_ev;       /* answers the next slice of answer_q */

@@ -159,9 +159,9 @@ static void waiter_detach(gw_registry *r, gw_waiter *w)
 		else TAILQ_REMOVE(&s->answering, w, link);
 		s->w->n_held--;
 		r->st.held[w->kind]--;
-		counter_put(&r->users, w->user);
+		s->user->held--;
 		counter_put(&r->clients, w->client);
-		w->user = w->client = NULL;
+		w->client = NULL;
 		break;
 	case GW_W_NEW: break;
 	}
@@ -506,7 +506,6 @@ static void counter_drop_unused(cm_hmap *m, gw_counter *c)
 static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
 {
 	const conf *c = r->cfg;
-	uint8_t ukey[16] = {0};
 	struct timeval tmp;
 	uint64_t held = r->st.held[GW_RUN] + r->st.held[GW_PACK];
 
@@ -515,23 +514,20 @@ static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
 		gw_waiter_finish(r, w, 503, NULL);
 		return;
 	}
-	memcpy(ukey, &s->user_id, 8);
-	gw_counter *u = counter_get(&r->users, ukey, true);
+	gw_user *u = s->user; /* the user's entry lives as long as it has a sub: the held count lives there */
 	gw_counter *cl = counter_get(&r->clients, w->client_addr, true);
-	if (u == NULL || cl == NULL || u->n >= (uint64_t)c->max_waiters_per_principal ||
+	if (cl == NULL || u->held >= (uint64_t)c->max_waiters_per_principal ||
 	    cl->n >= (uint64_t)c->max_waiters_per_client) {
-		counter_drop_unused(&r->users, u);
 		counter_drop_unused(&r->clients, cl);
 		r->st.rejected_cap++;
-		gw_waiter_finish(r, w, (u && cl) ? 429 : 503, NULL);
+		gw_waiter_finish(r, w, cl ? 429 : 503, NULL);
 		return;
 	}
 	TAILQ_REMOVE(&s->pending, w, link);
 	s->w->n_pending--;
 	r->st.pending--;
-	u->n++;
+	u->held++;
 	cl->n++;
-	w->user = u;
 	w->client = cl;
 	w->state = GW_W_HELD;
 	TAILQ_INSERT_TAIL(&s->held, w, link);
@@ -817,7 +813,7 @@ gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool
 	for (int k = 0; k < GW_KINDS; k++) TAILQ_INIT(&r->dirty[k]);
 	TAILQ_INIT(&r->token_dirty);
 	if ((r->tokens = auth_cache_new()) == NULL || cm_hmap_init(&r->watches, 1024) != 0 ||
-	    cm_hmap_init(&r->subs, 1024) != 0 || cm_hmap_init(&r->users, 256) != 0 || cm_hmap_init(&r->clients, 256) != 0 ||
+	    cm_hmap_init(&r->subs, 1024) != 0 || cm_hmap_init(&r->clients, 256) != 0 ||
 	    cm_hmap_init(&r->user_subs, 256) != 0)
 		goto err;
 	if ((r->flush_ev = event_new(base, -1, 0, gw_on_flush, r)) == NULL) goto err;
@@ -874,7 +870,6 @@ void gw_reg_free(gw_registry *r)
 	cm_hmap_fini(&r->subs);
 	cm_hmap_fini(&r->user_subs); /* its entries went with their last sub */
 	/* Counters are freed with their last waiter; any left would be a bug, but free the table anyway. */
-	cm_hmap_fini(&r->users);
 	cm_hmap_fini(&r->clients);
 	free(r);
 }

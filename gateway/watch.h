@@ -59,8 +59,7 @@ typedef struct gw_waiter {
 	auth_token *token;    /* referenced (token->users) from submit to the answer */
 	struct gw_sub *sub;   /* while GW_W_READ / GW_W_HELD */
 	TAILQ_ENTRY(gw_waiter) link; /* on sub->pending, sub->held or sub->answering */
-	struct gw_counter *client;   /* held-per-client counter while held */
-	struct gw_counter *user;     /* held-per-user counter while held */
+	struct gw_counter *client;   /* held-per-client counter while held (per-user: sub->user->held) */
 	const char *inm;             /* If-None-Match value, borrowed from the request's headers, or NULL */
 	char since[40];              /* ?since= value wrapped in quotes, or "" */
 	bool has_since;
