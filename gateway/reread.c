@@ -262,49 +262,41 @@ static void send_token_batch(gw_registry *r)
 	read_batch *b = calloc(1, sizeof *b);
 	size_t cap = batch_cap(r);
 	auth_token *t;
-	char hex[2 * AUTH_HASH_LEN + 2];
-	if (b == NULL || (b->tokens = calloc(cap, sizeof *b->tokens)) == NULL) goto fail;
+	if (b == NULL || (b->tokens = calloc(cap, sizeof *b->tokens)) == NULL) {
+		batch_free(b);
+		log_error("out of memory building a token batch");
+		return;
+	}
 	b->reg = r;
 	b->kind = GW_KINDS;
 	b->sent_ms = gw_mono_ms();
 	db_batch_params_init(&b->params);
-	/* Tokens travel as a text[] of hex hashes: reuse the ids literal builder's buffer by hand. */
-	char *lit = NULL;
-	size_t len = 0;
 	while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL && b->n < cap) {
 		TAILQ_REMOVE(&r->token_dirty, t, batch_link);
 		t->in_batch = false;
 		t->state = AUTH_TOKEN_LOOKING;
 		b->tokens[b->n++] = t;
-		auth_hash_hex(t->hash, hex);
-		char *nl = realloc(lit, len + 2 * AUTH_HASH_LEN + 4);
-		if (nl == NULL) {
-			free(lit);
-			lit = NULL;
-			break;
-		}
-		lit = nl;
-		lit[len++] = b->n == 1 ? '{' : ',';
-		memcpy(lit + len, hex, 2 * AUTH_HASH_LEN);
-		len += 2 * AUTH_HASH_LEN;
-		lit[len] = '\0';
 	}
-	if (lit == NULL) goto fail_tokens;
+	/* The hashes travel as one text[] literal of hex strings: "{h1,h2,...}", built in one allocation. */
+	char *lit = malloc(b->n * (2 * AUTH_HASH_LEN + 1) + 2);
+	if (lit == NULL) {
+		on_token_result(b, NULL, "out of memory");
+		return;
+	}
+	size_t len = 0;
+	lit[len++] = '{';
+	for (size_t i = 0; i < b->n; i++) {
+		if (i) lit[len++] = ',';
+		auth_hash_hex(b->tokens[i]->hash, lit + len); /* writes 64 hex digits and a NUL */
+		len += 2 * AUTH_HASH_LEN;
+	}
 	lit[len++] = '}';
 	lit[len] = '\0';
-	b->params.ids = lit;
+	b->params.ids = lit; /* freed with the batch */
 	const char *params[1] = {lit};
 	r->st.token_reads++;
-	if (db_pool_query(r->pool, db_sql_tokens, 1, params, on_token_result, b) != 0) {
+	if (db_pool_query(r->pool, db_sql_tokens, 1, params, on_token_result, b) != 0)
 		on_token_result(b, NULL, "database unavailable");
-	}
-	return;
-fail_tokens:
-	on_token_result(b, NULL, "out of memory");
-	return;
-fail:
-	batch_free(b);
-	log_error("out of memory building a token batch");
 }
 
 static void send_kind_batch(gw_registry *r, gw_kind kind)
