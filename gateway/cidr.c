@@ -112,3 +112,52 @@ void conf_cidr_format(const conf_cidr *b, char *buf, size_t len)
 		snprintf(buf, len, "%s/%d", a, b->prefix);
 	}
 }
+
+static bool parse_ip(const char *s, size_t n, struct sockaddr_storage *ss)
+{
+	char buf[64];
+	memset(ss, 0, sizeof *ss);
+	while (n && (*s == ' ' || *s == '\t')) s++, n--;
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+	if (n == 0 || n >= sizeof buf) return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	struct sockaddr_in *in = (struct sockaddr_in *)(void *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)ss;
+	if (inet_pton(AF_INET, buf, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, buf, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+/* The client: the peer, or — when the peer is a trusted proxy — the right-most X-Forwarded-For hop that
+ * is not itself a trusted proxy. */
+void conf_client_resolve(const conf_cidr_list *trusted, const struct sockaddr *peer, const char *xff, uint8_t key[16],
+                           char *text, size_t textlen)
+{
+	struct sockaddr_storage ss;
+	const struct sockaddr *client = peer;
+
+	if (peer && xff && conf_cidr_match(trusted, peer)) {
+		const char *end = xff + strlen(xff);
+		while (end > xff) {
+			const char *start = end;
+			while (start > xff && start[-1] != ',') start--;
+			if (!parse_ip(start, (size_t)(end - start), &ss)) break;
+			client = (const struct sockaddr *)&ss;
+			if (!conf_cidr_match(trusted, client)) break;
+			end = start > xff ? start - 1 : xff;
+		}
+	}
+	conf_addr_key(client, key);
+	text[0] = '\0';
+	if (client && client->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)client)->sin_addr, text, (socklen_t)textlen);
+	else if (client && client->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)client)->sin6_addr, text, (socklen_t)textlen);
+}

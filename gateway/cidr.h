@@ -36,4 +36,10 @@ bool conf_cidr_match(const conf_cidr_list *list, const struct sockaddr *sa);
 /* "10.0.0.0/8" or "::1/128": the block as it would be written. */
 void conf_cidr_format(const conf_cidr *b, char *buf, size_t len);
 
+/* The client of a request: the peer, or, when the peer is in `trusted`, the right-most X-Forwarded-For hop
+ * that is not itself trusted (hops that do not parse as addresses stop the walk). Writes its 16-byte key
+ * and its text form (empty when unknown). `peer` and `xff` may be NULL. */
+void conf_client_resolve(const conf_cidr_list *trusted, const struct sockaddr *peer, const char *xff,
+                         uint8_t key[16], char *text, size_t textlen);
+
 #endif

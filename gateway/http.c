@@ -16,6 +16,18 @@ static const char RUNS_PREFIX[] = "/v1/runs/";
 static const char TENANTS_PREFIX[] = "/v1/tenants/";
 static const char PACK_SUFFIX[] = "/review-pack";
 
+bool gw_http_rid_acceptable(const char *v)
+{
+	size_t n = 0;
+	for (; v[n]; n++) {
+		char c = v[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		      c == '.' || c == ':'))
+			return false;
+	}
+	return n > 0 && n < 40;
+}
+
 const int gw_http_status_codes[GW_NSTATUS] = {200, 304, 400, 401, 404, 405, 429, 503, 0};
 
 int gw_http_status_index(int code)

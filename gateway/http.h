@@ -43,6 +43,9 @@ bool gw_http_prefer_wait(const char *prefer, int64_t *seconds);
  * as RFC 9110 asks for If-None-Match) or is "*". */
 bool gw_http_inm_matches(const char *inm, const char *etag);
 
+/* A client-supplied X-Request-Id we may adopt: 1..39 characters of [A-Za-z0-9._:-]. */
+bool gw_http_rid_acceptable(const char *v);
+
 /* Status codes counted in metrics, and the index of one (the last slot is "other"). */
 #define GW_NSTATUS 9
 extern const int gw_http_status_codes[GW_NSTATUS]; /* 200 304 400 401 404 405 429 503 0 */

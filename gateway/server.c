@@ -56,69 +56,6 @@ static uint64_t mix64(uint64_t x)
 	return x;
 }
 
-static bool rid_acceptable(const char *v)
-{
-	size_t n = 0;
-	for (; v[n]; n++) {
-		char c = v[n];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		      c == '.' || c == ':'))
-			return false;
-	}
-	return n > 0 && n < 40;
-}
-
-/* ---- client address ---- */
-
-static bool parse_ip(const char *s, size_t n, struct sockaddr_storage *ss)
-{
-	char buf[64];
-	memset(ss, 0, sizeof *ss);
-	while (n && (*s == ' ' || *s == '\t')) s++, n--;
-	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
-	if (n == 0 || n >= sizeof buf) return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	struct sockaddr_in *in = (struct sockaddr_in *)(void *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)ss;
-	if (inet_pton(AF_INET, buf, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		return true;
-	}
-	if (inet_pton(AF_INET6, buf, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		return true;
-	}
-	return false;
-}
-
-/* The client: the peer, or — when the peer is a trusted proxy — the right-most X-Forwarded-For hop that
- * is not itself a trusted proxy. */
-static void resolve_client(const conf *c, const struct sockaddr *peer, const char *xff, uint8_t key[16],
-                           char *text, size_t textlen)
-{
-	struct sockaddr_storage ss;
-	const struct sockaddr *client = peer;
-
-	if (peer && xff && conf_cidr_match(&c->trusted_proxies, peer)) {
-		const char *end = xff + strlen(xff);
-		while (end > xff) {
-			const char *start = end;
-			while (start > xff && start[-1] != ',') start--;
-			if (!parse_ip(start, (size_t)(end - start), &ss)) break;
-			client = (const struct sockaddr *)&ss;
-			if (!conf_cidr_match(&c->trusted_proxies, client)) break;
-			end = start > xff ? start - 1 : xff;
-		}
-	}
-	conf_addr_key(client, key);
-	text[0] = '\0';
-	if (client && client->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)client)->sin_addr, text, (socklen_t)textlen);
-	else if (client && client->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)client)->sin6_addr, text, (socklen_t)textlen);
-}
-
 /* ---- answers given here ---- */
 
 static void count(gw_server *s, gw_route route, int code)
@@ -201,12 +138,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 	/* Request id: the trusted proxy's, else ours. */
 	const char *given = evhttp_find_header(in, "X-Request-Id");
-	if (given && peer && conf_cidr_match(&c->trusted_proxies, peer) && rid_acceptable(given)) {
+	if (given && peer && conf_cidr_match(&c->trusted_proxies, peer) && gw_http_rid_acceptable(given)) {
 		snprintf(rid, sizeof rid, "%s", given);
 	} else {
 		snprintf(rid, sizeof rid, "%016" PRIx64, mix64(s->rid_key ^ s->rid_next++));
 	}
-	resolve_client(c, peer, evhttp_find_header(in, "X-Forwarded-For"), client_key, client_text, sizeof client_text);
+	conf_client_resolve(&c->trusted_proxies, peer, evhttp_find_header(in, "X-Forwarded-For"), client_key, client_text, sizeof client_text);
 
 	gw_route route = gw_http_route(path, &id);
 	rlog_debug(rid, "request method=%d path=\"%s\" client=%s", (int)method, path ? path : "", client_text);
