@@ -67,6 +67,7 @@ struct key_def {
 };
 
 static int check_cookie_name(const char *value, char *err, size_t errlen);
+static int check_origins(const char *value, char *err, size_t errlen);
 
 #define OFF(f) offsetof(conf, f)
 #define FSIZE(f) sizeof(((conf *)0)->f)
@@ -104,7 +105,7 @@ static const struct key_def keys[] = {
 	DUR("header_timeout", header_timeout_ms, "10s", MS(100), MIN(10), K_RELOAD,
 	    "a request whose headers are not complete by then is dropped (slowloris)"),
 	KEY("max_header_size", T_SIZE, max_header_size, 0, "8KiB", KIB(1), MIB(1), K_RELOAD, NULL,
-	    "larger request headers are refused with 431; cookies and a bearer token fit easily"),
+	    "a larger request header block is refused with 400 and close; cookies and a bearer token fit"),
 	DUR("drain_timeout", drain_timeout_ms, "10s", MS(0), MIN(10), K_RELOAD,
 	    "on SIGTERM, time allowed to answer held requests before exiting"),
 	KEY("retry_after", T_SECONDS, retry_after_s, 0, "2s", SEC(1), HOUR(1), K_RELOAD, NULL,
@@ -115,6 +116,10 @@ static const struct key_def keys[] = {
 	    "how long a token->principal answer is reused; a revoked token lives at most this long"),
 	DUR("terminal_linger", terminal_linger_ms, "5m", MS(0), HOUR(24), K_RELOAD,
 	    "how long a terminal resource's last state is remembered to answer late pollers cheaply"),
+	STR("cors_origins", cors_origins, "", K_RELOAD | K_EMPTY_OK, check_origins,
+	    "browser origins (scheme://host[:port]) allowed to read answers with credentials; empty = CORS off"),
+	DUR("cors_max_age", cors_max_age_ms, "10m", MS(0), HOUR(2), K_RELOAD,
+	    "how long a browser may cache a CORS preflight answer (Chromium caps it at 2h)"),
 	KEY("metrics_allow", T_CIDRS, metrics_allow, 0, "127.0.0.1/32 ::1/128", 0, 0, K_RELOAD | K_EMPTY_OK,
 	    NULL, "client addresses that may read /metrics; empty means nobody"),
 	KEY("trusted_proxies", T_CIDRS, trusted_proxies, 0, "", 0, 0, K_RELOAD | K_EMPTY_OK, NULL,
@@ -355,6 +360,66 @@ static int check_cookie_name(const char *value, char *err, size_t errlen)
 			         show(value, sb));
 			return -1;
 		}
+	}
+	return 0;
+}
+
+/* One origin as browsers serialise it (RFC 6454): lower-case http or https, a lower-case host name, IPv4
+ * or [IPv6] address, an optional port without leading zeros, and nothing after it (no path, no slash). */
+static bool origin_ok(const char *s, size_t n)
+{
+	size_t i;
+	if (n > 8 && memcmp(s, "https://", 8) == 0) i = 8;
+	else if (n > 7 && memcmp(s, "http://", 7) == 0) i = 7;
+	else return false;
+	size_t host = i;
+	if (s[i] == '[') {
+		while (i < n && s[i] != ']') {
+			char ch = s[i];
+			if (i > host && !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || ch == ':' || ch == '.'))
+				return false;
+			i++;
+		}
+		if (i >= n || i - host < 3) return false;
+		i++;
+	} else {
+		while (i < n && s[i] != ':') {
+			char ch = s[i];
+			if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.')) return false;
+			i++;
+		}
+		if (i == host || s[host] == '.' || s[host] == '-' || s[i - 1] == '.' || s[i - 1] == '-') return false;
+	}
+	if (i == n) return true;
+	if (s[i] != ':' || i + 1 == n || s[i + 1] == '0' || n - i - 1 > 5) return false;
+	long port = 0;
+	for (i++; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9') return false;
+		port = port * 10 + (s[i] - '0');
+	}
+	return port >= 1 && port <= 65535;
+}
+
+static int check_origins(const char *value, char *err, size_t errlen)
+{
+	char sb[SHOW_BUF];
+	const char *p = value;
+
+	while (*p) {
+		while (*p == ' ' || *p == '\t') p++;
+		if (*p == '\0') break;
+		size_t n = strcspn(p, " \t");
+		if (!origin_ok(p, n)) {
+			if (n == 1 && *p == '*')
+				snprintf(err, errlen, "cors_origins: '*' cannot be used with credentials; list each origin");
+			else
+				snprintf(err, errlen,
+				         "cors_origins: '%s' is not an origin; write it as a browser sends it, e.g. "
+				         "https://admin.example.com or http://localhost:3000 (lower case, no path)",
+				         show_n(p, n, sb, sizeof sb));
+			return -1;
+		}
+		p += n;
 	}
 	return 0;
 }

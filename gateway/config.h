@@ -45,6 +45,9 @@ typedef struct conf {
 	int64_t auth_cache_ttl_ms;
 	int64_t terminal_linger_ms;
 
+	char *cors_origins; /* owned; space-separated exact origins, "" = CORS off */
+	int64_t cors_max_age_ms;
+
 	conf_cidr_list metrics_allow;
 	conf_cidr_list trusted_proxies;
 

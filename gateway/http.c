@@ -28,7 +28,12 @@ bool gw_http_rid_acceptable(const char *v)
 	return n > 0 && n < 40;
 }
 
-const int gw_http_status_codes[GW_NSTATUS] = {200, 304, 400, 401, 404, 405, 429, 503, 0};
+const int gw_http_status_codes[GW_NSTATUS] = {200, 204, 304, 400, 401, 404, 405, 429, 503, 0};
+
+/* The CORS policy of the running config (see gw_http_set_cors). One server per process, and every reply
+ * goes through this file, so the policy lives here rather than in every caller's arguments. */
+static const char *cors_origins;
+static char cors_max_age[24] = "600";
 
 int gw_http_status_index(int code)
 {
@@ -159,6 +164,68 @@ bool gw_http_inm_matches(const char *inm, const char *etag)
 	return false;
 }
 
+void gw_http_set_cors(const char *origins, int64_t max_age_s)
+{
+	cors_origins = origins && *origins ? origins : NULL;
+	snprintf(cors_max_age, sizeof cors_max_age, "%lld", (long long)max_age_s);
+}
+
+bool gw_http_origin_listed(const char *list, const char *origin)
+{
+	if (list == NULL || origin == NULL || *origin == '\0') return false;
+	size_t len = strlen(origin);
+	for (const char *p = list; *p;) {
+		while (*p == ' ' || *p == '\t') p++;
+		size_t n = strcspn(p, " \t");
+		if (n == len && memcmp(p, origin, n) == 0) return true;
+		p += n;
+	}
+	return false;
+}
+
+/* The request's Origin when CORS is on and it is listed, else NULL. */
+static const char *cors_allowed_origin(struct evhttp_request *req)
+{
+	if (cors_origins == NULL) return NULL;
+	const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+	return gw_http_origin_listed(cors_origins, origin) ? origin : NULL;
+}
+
+static void add_cors(struct evhttp_request *req, struct evkeyvalq *h, const char *vary)
+{
+	if (cors_origins == NULL) return;
+	evhttp_add_header(h, "Vary", vary);
+	const char *origin = cors_allowed_origin(req);
+	if (origin == NULL) return;
+	evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
+	evhttp_add_header(h, "Access-Control-Allow-Credentials", "true");
+	evhttp_add_header(h, "Access-Control-Expose-Headers", "ETag, Retry-After, X-Request-Id");
+}
+
+bool gw_http_is_preflight(struct evhttp_request *req)
+{
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_OPTIONS || cors_allowed_origin(req) == NULL) return false;
+	const char *m = evhttp_find_header(evhttp_request_get_input_headers(req), "Access-Control-Request-Method");
+	return m != NULL && (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0);
+}
+
+void gw_http_preflight(struct evhttp_request *req, const char *rid)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const char *origin = cors_allowed_origin(req);
+
+	/* A preflight is answered for the origin, not for the resource: nothing about it is looked up. */
+	evhttp_add_header(h, "Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
+	evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
+	evhttp_add_header(h, "Access-Control-Allow-Credentials", "true");
+	evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, HEAD");
+	evhttp_add_header(h, "Access-Control-Allow-Headers", "Authorization, If-None-Match, Prefer, X-Request-Id");
+	evhttp_add_header(h, "Access-Control-Max-Age", cors_max_age);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (rid) evhttp_add_header(h, "X-Request-Id", rid);
+	evhttp_send_reply(req, 204, "No Content", NULL);
+}
+
 void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const char *etag, const char *body,
                    size_t len, unsigned flags)
 {
@@ -176,6 +243,7 @@ void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const 
 	case 503: reason = "Service Unavailable"; break;
 	default: break;
 	}
+	add_cors(req, h, "Origin");
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	if (rid) evhttp_add_header(h, "X-Request-Id", rid);
 	if (etag) evhttp_add_header(h, "ETag", etag);

@@ -47,8 +47,8 @@ bool gw_http_inm_matches(const char *inm, const char *etag);
 bool gw_http_rid_acceptable(const char *v);
 
 /* Status codes counted in metrics, and the index of one (the last slot is "other"). */
-#define GW_NSTATUS 9
-extern const int gw_http_status_codes[GW_NSTATUS]; /* 200 304 400 401 404 405 429 503 0 */
+#define GW_NSTATUS 10
+extern const int gw_http_status_codes[GW_NSTATUS]; /* 200 204 304 400 401 404 405 429 503 0 */
 int gw_http_status_index(int code);
 #define GW_NROUTES 6
 const char *gw_http_route_name(gw_route r);
@@ -64,6 +64,21 @@ typedef enum {
 } gw_err;
 
 #define GW_REPLY_CLOSE 1u /* add Connection: close */
+
+/* CORS. `origins` is the cors_origins value (space-separated exact origins, "" or NULL = CORS off); the
+ * string must outlive every reply until the next call (the server calls this on start and reload).
+ * When on, every answer from gw_http_reply() carries Vary: Origin, and an answer to a listed Origin
+ * also carries Access-Control-Allow-Origin (that origin), -Allow-Credentials and -Expose-Headers:
+ * on 200, 304, 401, 404 alike, so a browser can read every outcome. */
+void gw_http_set_cors(const char *origins, int64_t max_age_s);
+
+/* Is `origin` exactly one of the space-separated `list`? (false for NULL or empty.) */
+bool gw_http_origin_listed(const char *list, const char *origin);
+
+/* Is this OPTIONS request a CORS preflight we answer (CORS on, listed Origin, Access-Control-Request-
+ * Method GET or HEAD)? Then gw_http_preflight() sends the 204. */
+bool gw_http_is_preflight(struct evhttp_request *req);
+void gw_http_preflight(struct evhttp_request *req, const char *rid);
 
 /* Send one answer. `etag` (quoted) may be NULL; body may be NULL for none (always none for 304).
  * Takes nothing; copies the body. */

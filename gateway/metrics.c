@@ -58,6 +58,17 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 				  gw_http_route_name((gw_route)r), n);
 		}
 	}
+	if (head(out, "pollgate_connections_reading_head", "gauge", "Connections reading a request head now.")) return -1;
+	P("pollgate_connections_reading_head %" PRIu64 "\n", front->heads_reading);
+	if (head(out, "pollgate_head_timeouts_total", "counter",
+	         "Connections dropped for not completing a request head within header_timeout.")) return -1;
+	P("pollgate_head_timeouts_total %" PRIu64 "\n", front->head_timeouts);
+	if (head(out, "pollgate_protocol_errors_total", "counter",
+	         "Requests refused by the HTTP parser (malformed, header block too large, body).")) return -1;
+	P("pollgate_protocol_errors_total %" PRIu64 "\n", front->protocol_errors);
+	if (head(out, "pollgate_accept_pauses_total", "counter",
+	         "Times accepting paused for 100 ms because file descriptors ran out.")) return -1;
+	P("pollgate_accept_pauses_total %" PRIu64 "\n", front->accept_pauses);
 	if (head(out, "pollgate_reread_queries_total", "counter", "Batched re-read queries sent, by kind.")) return -1;
 	for (int k = 0; k < GW_KINDS; k++)
 		P("pollgate_reread_queries_total{kind=\"%s\"} %" PRIu64 "\n", gw_kind_name((gw_kind)k), st->reads[k]);

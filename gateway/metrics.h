@@ -19,6 +19,10 @@ struct db_listen;
 /* What the HTTP front counts itself (answers it gave without the registry). */
 typedef struct gw_metrics_front {
 	uint64_t answers[GW_NROUTES][GW_NSTATUS];
+	uint64_t heads_reading;   /* connections reading a request head now */
+	uint64_t head_timeouts;   /* connections dropped for not finishing a head within header_timeout */
+	uint64_t protocol_errors; /* requests the HTTP parser refused (bad line or header, too large, body) */
+	uint64_t accept_pauses;   /* times accepting paused because file descriptors ran out */
 } gw_metrics_front;
 
 /* Append the whole exposition. Returns 0 or -1 (out of memory). */

@@ -13,20 +13,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 
+#include <errno.h>
+#include <sys/queue.h>
+#include <time.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* only for a request's HTTP version, see evhttp_send_error below */
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "auth/auth.h"
+#include "common/hmap.h"
 #include "common/log.h"
 #include "db/listen.h"
 #include "db/pool.h"
 #include "gateway/http.h"
 #include "gateway/metrics.h"
+
+/* A connection whose request head is being read, and since when (see "request heads" below). */
+typedef struct head_guard {
+	cm_hnode node; /* in gw_server.heads, keyed by the bufferevent's address */
+	TAILQ_ENTRY(head_guard) link;
+	struct bufferevent *bev; /* we hold a reference, so this address is never reused while we look */
+	int64_t since_ms;
+} head_guard;
+
+TAILQ_HEAD(head_guard_list, head_guard);
 
 struct gw_server {
 	struct event_base *base;
@@ -41,7 +60,24 @@ struct gw_server {
 	uint64_t rid_next;
 	uint64_t started, completed;
 	gw_metrics_front front;
+
+	cm_hmap heads;                   /* head_guard by bufferevent */
+	struct head_guard_list heads_fifo; /* oldest first */
+	struct event *heads_tick;
+	struct event *accept_resume;
+	int64_t accept_warned_ms;
 };
+
+/* The one server of the process, for evhttp_send_error() below, which libevent calls without an argument
+ * of ours. */
+static gw_server *the_server;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- request ids ---- */
 
@@ -54,6 +90,151 @@ static uint64_t mix64(uint64_t x)
 	x *= 0x94d049bb133111ebULL;
 	x ^= x >> 31;
 	return x;
+}
+
+static void new_rid(gw_server *s, char rid[40])
+{
+	snprintf(rid, 40, "%016" PRIx64, mix64(s->rid_key ^ s->rid_next++));
+}
+
+/* ---- request heads must be complete within header_timeout ----
+ *
+ * evhttp's own timeout is an idle timeout: every byte restarts it, so a client that sends one byte of
+ * its head every few seconds (slowloris) holds a connection forever. Here every connection that is
+ * reading a request head (from accept, and from the end of the previous answer on a keep-alive
+ * connection) gets a head_guard; the guard goes when the head is complete (on_request). A tick every
+ * 250 ms shuts down the socket of any guard older than header_timeout; evhttp then sees EOF and frees
+ * the connection as for any client that leaves. Held requests have no guard and cost nothing here.
+ *
+ * The guard keeps a reference on the connection's bufferevent, so its address cannot be reused by
+ * another connection while the guard exists; when evhttp has freed its side (the callbacks are gone),
+ * the tick drops the guard and the last reference closes the socket. */
+
+#define HEADS_TICK_MS 250
+
+static uint64_t bev_hash(const struct bufferevent *bev)
+{
+	return cm_hash_bytes(&bev, sizeof bev);
+}
+
+static bool guard_eq(const cm_hnode *n, const void *key)
+{
+	return ((const head_guard *)(const void *)n)->bev == key;
+}
+
+static void guard_arm(gw_server *s, struct bufferevent *bev)
+{
+	if (bev == NULL) return;
+	if (cm_hmap_find(&s->heads, bev_hash(bev), guard_eq, bev) != NULL) return;
+	head_guard *g = malloc(sizeof *g);
+	if (g == NULL) return; /* no guard: evhttp's idle timeout still applies */
+	g->bev = bev;
+	g->since_ms = mono_ms();
+	bufferevent_incref(bev);
+	(void)cm_hmap_insert(&s->heads, &g->node, bev_hash(bev));
+	TAILQ_INSERT_TAIL(&s->heads_fifo, g, link);
+	s->front.heads_reading++;
+}
+
+static void guard_drop(gw_server *s, head_guard *g)
+{
+	cm_hmap_remove(&s->heads, &g->node);
+	TAILQ_REMOVE(&s->heads_fifo, g, link);
+	s->front.heads_reading--;
+	bufferevent_decref(g->bev);
+	free(g);
+}
+
+static void guard_disarm(gw_server *s, struct bufferevent *bev)
+{
+	cm_hnode *n = bev ? cm_hmap_find(&s->heads, bev_hash(bev), guard_eq, bev) : NULL;
+	if (n) guard_drop(s, (head_guard *)(void *)n);
+}
+
+static struct bufferevent *request_bev(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	return evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+}
+
+/* evhttp hands every bufferevent it reads through to bufferevent_free() when the connection ends, which
+ * clears the callbacks: a guard whose bufferevent has none left belongs to a connection that is gone. */
+static bool guard_orphaned(const head_guard *g)
+{
+	void *arg = NULL;
+	bufferevent_data_cb rd = NULL, wr = NULL;
+	bufferevent_event_cb ev = NULL;
+	bufferevent_getcb(g->bev, &rd, &wr, &ev, &arg);
+	return rd == NULL && wr == NULL && ev == NULL && arg == NULL;
+}
+
+static void on_heads_tick(evutil_socket_t fd, short what, void *arg)
+{
+	gw_server *s = arg;
+	int64_t now = mono_ms(), limit = s->cfg->header_timeout_ms;
+	(void)fd;
+	(void)what;
+
+	head_guard *g = TAILQ_FIRST(&s->heads_fifo), *next;
+	for (; g; g = next) {
+		next = TAILQ_NEXT(g, link);
+		if (guard_orphaned(g)) {
+			guard_drop(s, g);
+		} else if (now - g->since_ms >= limit) {
+			evutil_socket_t sock = bufferevent_getfd(g->bev);
+			if (sock >= 0) shutdown(sock, SHUT_RDWR);
+			s->front.head_timeouts++;
+			log_debug("request head not complete in time header_timeout_ms=%" PRId64, limit);
+			guard_drop(s, g);
+		}
+	}
+}
+
+/* evhttp asks for every connection's bufferevent here: the moment a connection starts reading its
+ * first head. */
+static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
+{
+	gw_server *s = arg;
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev && !s->draining) guard_arm(s, bev);
+	return bev;
+}
+
+/* ---- running out of file descriptors ----
+ *
+ * accept() failing with EMFILE leaves the connection in the backlog and the listening socket readable,
+ * so a listener that only logs would spin the loop at 100% CPU. Instead accepting pauses for 100 ms and
+ * resumes; held requests and connections already open are served as before. */
+
+#define ACCEPT_PAUSE_MS 100
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	gw_server *s = arg;
+	(void)fd;
+	(void)what;
+	if (s->bound && !s->draining) evconnlistener_enable(evhttp_bound_socket_get_listener(s->bound));
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	gw_server *s = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		log_warn("accept failed error=\"%s\"", strerror(err));
+		return;
+	}
+	evconnlistener_disable(lev);
+	s->front.accept_pauses++;
+	int64_t now = mono_ms();
+	if (s->accept_warned_ms == 0 || now - s->accept_warned_ms >= 10000) {
+		s->accept_warned_ms = now;
+		log_warn("accept paused error=\"%s\" pauses=%" PRIu64 " hint=\"raise the open-file limit or lower "
+		         "max_waiters; connections already open are served\"",
+		         strerror(err), s->front.accept_pauses);
+	}
+	struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+	evtimer_add(s->accept_resume, &tv);
 }
 
 /* ---- answers given here ---- */
@@ -107,11 +288,36 @@ static void serve_metrics(gw_server *s, struct evhttp_request *req, const char *
 	evbuffer_free(buf);
 }
 
+static bool has_token(const char *v, const char *token)
+{
+	size_t n = strlen(token);
+	for (const char *p = v; p && *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',') p++;
+		size_t len = strcspn(p, ",");
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+		if (len == n && strncasecmp(p, token, n) == 0) return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
+/* Will evhttp close the connection after this answer (its own rule: Connection: close on either side,
+ * or HTTP/1.0 without keep-alive)? */
+static bool closes_after(struct evhttp_request *req)
+{
+	const char *in = evhttp_find_header(evhttp_request_get_input_headers(req), "Connection");
+	const char *out = evhttp_find_header(evhttp_request_get_output_headers(req), "Connection");
+	if (has_token(in, "close") || has_token(out, "close")) return true;
+	return req->major == 1 && req->minor == 0 && !has_token(in, "keep-alive");
+}
+
+/* The answer is written. On a keep-alive connection the next head is read from now on. (When the
+ * connection is closed instead, the tick finds the guard orphaned.) */
 static void on_complete(struct evhttp_request *req, void *arg)
 {
 	gw_server *s = arg;
-	(void)req;
 	s->completed++;
+	if (!s->draining && !closes_after(req)) guard_arm(s, request_bev(req));
 }
 
 /* ---- the request callback ---- */
@@ -134,6 +340,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct evkeyvalq params;
 
 	s->started++;
+	guard_disarm(s, request_bev(req));
 	evhttp_request_set_on_complete_cb(req, on_complete, s);
 
 	/* Request id: the trusted proxy's, else ours. */
@@ -141,7 +348,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (given && peer && conf_cidr_match(&c->trusted_proxies, peer) && gw_http_rid_acceptable(given)) {
 		snprintf(rid, sizeof rid, "%s", given);
 	} else {
-		snprintf(rid, sizeof rid, "%016" PRIx64, mix64(s->rid_key ^ s->rid_next++));
+		new_rid(s, rid);
 	}
 	conf_client_resolve(&c->trusted_proxies, peer, evhttp_find_header(in, "X-Forwarded-For"), client_key, client_text, sizeof client_text);
 
@@ -149,6 +356,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 	rlog_debug(rid, "request method=%d path=\"%s\" client=%s", (int)method, path ? path : "", client_text);
 	if (route == GW_ROUTE_NONE) {
 		reply_error(s, req, route, rid, GW_ERR_NOT_FOUND, NULL, 0);
+		return;
+	}
+	if (method == EVHTTP_REQ_OPTIONS && gw_http_is_preflight(req)) {
+		count(s, route, 204);
+		gw_http_preflight(req, rid);
 		return;
 	}
 	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
@@ -248,6 +460,7 @@ static void apply_limits(gw_server *s)
 	evhttp_set_timeout_tv(s->http, &tv);
 	evhttp_set_max_headers_size(s->http, (ev_ssize_t)c->max_header_size);
 	evhttp_set_max_body_size(s->http, 64 * 1024);
+	gw_http_set_cors(c->cors_origins, c->cors_max_age_ms / 1000);
 }
 
 gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *reg, struct db_pool *pool,
@@ -260,12 +473,16 @@ gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *
 	s->reg = reg;
 	s->pool = pool;
 	s->listen = listen;
+	TAILQ_INIT(&s->heads_fifo);
 	if (getrandom(&s->rid_key, sizeof s->rid_key, 0) != (ssize_t)sizeof s->rid_key) s->rid_key = (uint64_t)(uintptr_t)s;
-	s->http = evhttp_new(base);
-	if (s->http == NULL) {
-		free(s);
+	struct timeval tick = {0, HEADS_TICK_MS * 1000};
+	if (cm_hmap_init(&s->heads, 64) != 0 || (s->http = evhttp_new(base)) == NULL ||
+	    (s->heads_tick = event_new(base, -1, EV_PERSIST, on_heads_tick, s)) == NULL ||
+	    (s->accept_resume = evtimer_new(base, on_accept_resume, s)) == NULL || event_add(s->heads_tick, &tick) != 0) {
+		gw_server_free(s);
 		return NULL;
 	}
+	evhttp_set_bevcb(s->http, on_new_connection, s);
 	/* Every method reaches our callback, so a wrong one gets our 405 with Allow, not evhttp's page. */
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 	                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
@@ -273,6 +490,7 @@ gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *
 	evhttp_set_default_content_type(s->http, "application/json");
 	evhttp_set_gencb(s->http, on_request, s);
 	apply_limits(s);
+	the_server = s;
 	return s;
 }
 
@@ -284,6 +502,7 @@ int gw_server_bind(gw_server *s)
 		log_error("cannot listen listen=%s hint=\"address in use, or not an address of this host\"", c->listen);
 		return -1;
 	}
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(s->bound), on_accept_error);
 	return 0;
 }
 
@@ -312,6 +531,50 @@ uint64_t gw_server_unfinished(const gw_server *s)
 void gw_server_free(gw_server *s)
 {
 	if (s == NULL) return;
+	if (the_server == s) the_server = NULL;
 	if (s->http) evhttp_free(s->http);
+	/* evhttp has let go of every connection; the guards' references are the last ones. */
+	while (!TAILQ_EMPTY(&s->heads_fifo)) guard_drop(s, TAILQ_FIRST(&s->heads_fifo));
+	cm_hmap_fini(&s->heads);
+	if (s->heads_tick) event_free(s->heads_tick);
+	if (s->accept_resume) event_free(s->accept_resume);
 	free(s);
+}
+
+/* ---- answers evhttp gives by itself ----
+ *
+ * A request evhttp cannot parse (request line, a header line, a header block over max_header_size, a
+ * body over the limit) never reaches on_request: evhttp answers it through evhttp_send_error() with an
+ * HTML page, and libevent 2.1 has no hook for that page. This definition takes the place of libevent's
+ * (the executable's symbol wins, and libevent calls it through its PLT), so those answers have the JSON
+ * error shape and close the connection like every other refusal. tests/integration/test_security.py
+ * checks the JSON arrives, so a libevent built to bind the call internally fails the suite instead of
+ * silently sending HTML. */
+void evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
+{
+	gw_server *s = the_server;
+	char rid[40] = "";
+	char msg[160];
+	(void)reason;
+
+	evhttp_clear_headers(evhttp_request_get_output_headers(req));
+	if (req->major != 1) {
+		/* The version never parsed: answer in HTTP/1.1 (it is what evhttp's own page does). */
+		req->major = 1;
+		req->minor = 1;
+	}
+	if (error == 413)
+		snprintf(msg, sizeof msg, "A request must not carry a body.");
+	else if (s)
+		snprintf(msg, sizeof msg, "The request line or headers are malformed, or the header block exceeds %lld bytes.",
+		         (long long)s->cfg->max_header_size);
+	else
+		snprintf(msg, sizeof msg, "The request line or headers are malformed.");
+	if (s) {
+		new_rid(s, rid);
+		count(s, GW_ROUTE_NONE, 400);
+		s->front.protocol_errors++;
+		rlog_debug(rid, "refused by the HTTP parser status=%d", error);
+	}
+	gw_http_error(req, s ? rid : NULL, GW_ERR_BAD_REQUEST, msg, 0, GW_REPLY_CLOSE);
 }

@@ -29,6 +29,7 @@
 
 #include "auth/cache.h"
 #include "gateway/config.h"
+#include "gateway/http.h"
 
 struct evhttp_request;
 struct event_base;
@@ -92,7 +93,7 @@ typedef struct gw_reg_stats {
 	uint64_t terminal_closes;  /* watches closed for good */
 	uint64_t rejected_cap;     /* 429/503 for caps */
 	uint64_t bad_rows;         /* database rows that did not parse */
-	uint64_t answers[GW_KINDS][9]; /* answers by kind and gw_http_status_index() */
+	uint64_t answers[GW_KINDS][GW_NSTATUS]; /* answers by kind and gw_http_status_index() */
 	/* notify -> answer latency histogram (ms buckets: 1,5,10,25,50,100,250,500,1000,+Inf) */
 	uint64_t wake_hist[10];
 	double wake_sum_ms;

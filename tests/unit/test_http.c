@@ -461,8 +461,8 @@ static void test_if_none_match_absent_matches_nothing(void **state)
 
 static void test_status_index_gives_each_counted_code_its_slot_and_the_rest_other(void **state)
 {
-	static const int counted[] = {200, 304, 400, 401, 404, 405, 429, 503};
-	static const int others[] = {0, -1, 100, 201, 204, 301, 302, 403, 500, 502, 504, 599, 2000};
+	static const int counted[] = {200, 204, 304, 400, 401, 404, 405, 429, 503};
+	static const int others[] = {0, -1, 100, 201, 301, 302, 403, 500, 502, 504, 599, 2000};
 	(void)state;
 
 	assert_int_equal(NELEM(counted), GW_NSTATUS - 1);
