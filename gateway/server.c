@@ -218,7 +218,9 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 
 static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
-	gw_server *s = arg;
+	gw_server *s = the_server; /* arg is evhttp's own (the listener's user data), not ours */
+	(void)arg;
+	if (s == NULL) return;
 	int err = EVUTIL_SOCKET_ERROR();
 	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
 		log_warn("accept failed error=\"%s\"", strerror(err));
