@@ -429,3 +429,52 @@ def test_tokens_and_cookies_never_appear_in_logs(gateway, db, world):
             assert secret not in text, f"{secret!r} appears in the {fmt} log"
         # Revoke/restore for the second round.
         db.cursor().execute("UPDATE access_tokens SET revoked_at = NULL")
+
+
+# ---- revocation reaches held requests, whatever access row changes ----
+
+ACCESS_CHANGES = {
+    # name: (resource path, token, SQL run while it is held, expected status)
+    "workspace membership deleted": ("/v1/runs/42", "tok-bob", "DELETE FROM workspace_memberships WHERE user_id = 2", 404),
+    "tenant membership deleted": ("/v1/runs/42", "tok-bob", "DELETE FROM tenant_memberships WHERE user_id = 2", 404),
+    "tenant role loses the capability": ("/v1/tenants/7/review-pack", "tok-alice",
+                                         "UPDATE tenant_memberships SET role = 'readonly' WHERE user_id = 1 AND tenant_id = 7",
+                                         404),
+    "capability removed from the role": ("/v1/tenants/7/review-pack", "tok-alice",
+                                         "DELETE FROM role_capabilities WHERE role = 'owner'", 404),
+    "tenant moved to another workspace (run)": ("/v1/runs/42", "tok-bob",
+                                                "UPDATE tenants SET workspace_id = 2 WHERE id = 7", 404),
+    "tenant moved to another workspace (pack)": ("/v1/tenants/7/review-pack", "tok-alice",
+                                                 "UPDATE tenants SET workspace_id = 2 WHERE id = 7", 404),
+    "token revoked": ("/v1/runs/42", "tok-bob", "UPDATE access_tokens SET revoked_at = now() WHERE user_id = 2", 401),
+    "token expired by an update": ("/v1/runs/42", "tok-bob",
+                                   "UPDATE access_tokens SET expires_at = now() - interval '1 second' WHERE user_id = 2",
+                                   401),
+    "token deleted": ("/v1/tenants/7/review-pack", "tok-alice", "DELETE FROM access_tokens WHERE user_id = 1", 401),
+}
+
+
+@pytest.mark.parametrize("change", list(ACCESS_CHANGES))
+def test_every_access_change_answers_the_held_request_within_a_second(gateway, db, world, change):
+    from helpers import make_pack
+    path, token, sql, want = ACCESS_CHANGES[change]
+    make_pack(db, 1, 7, id=5, status="generating")
+    # A long TTL: only the NOTIFY hint can explain a prompt answer.
+    gw = gateway(auth_cache_ttl="1h")
+    first = gw.get(path + "?wait=0", token=token)
+    assert first.status == 200, first
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", gw.get(path + "?wait=30", token=token, etag=first.etag)))
+    t.start()
+    kind = "run" if "/runs/" in path else "review_pack"
+    wait_for(lambda: gw.metrics().value("pollgate_waiters_held", kind=kind) == 1, timeout=10, what="held")
+    t0 = time.monotonic()
+    with db.cursor() as cur:
+        cur.execute(sql)
+    t.join(30)
+    took = time.monotonic() - t0
+    r = box["r"]
+    assert r.status == want, r
+    assert took < 1.0 + 1.0, f"answered {took:.2f}s after the change (a second, plus margin for ASan)"
+    # And a new request gets the same answer at once.
+    assert gw.get(path + "?wait=0", token=token).status == want
