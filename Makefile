@@ -4,6 +4,7 @@
 #   make SANITIZE=address,undefined   build ./pollgate with sanitizers
 #   make test             install missing packages, then unit + integration suites (sanitizer build)
 #   make run              embedded PostgreSQL under ./var, demo data, gateway on 127.0.0.1:8080
+#   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
 #
 # Every library comes through pkg-config. Objects go under build/<variant>/ so the plain and the
 # sanitizer builds never mix.
@@ -71,6 +72,7 @@ TEST_OBJ_auth    = $(call room_obj,auth/% policy/% common/%)
 TEST_OBJ_queries = $(call room_obj,db/queries.c common/%)
 TEST_OBJ_http    = $(call room_obj,gateway/http.c common/%)
 TEST_OBJ_hmap    = $(call room_obj,common/%)
+TEST_OBJ_cidr    = $(call room_obj,gateway/cidr.c)
 test_objs = $(if $(TEST_OBJ_$(1)),$(TEST_OBJ_$(1)),$(LIB_OBJ))
 
 .SECONDEXPANSION:
@@ -81,12 +83,13 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $$(call test_objs,$$*)
 deps:
 	@scripts/deps.sh
 
-# make test: packages first, then the unit tests and the integration suite, all on the
-# sanitizer build (ASan + UBSan; a leak or UB report fails the run), then the plain binary.
+# make test: packages first, then the unit tests, a replay of the fuzz corpus, and the integration suite,
+# all on the sanitizer build (ASan + UBSan; a leak or UB report fails the run), then the plain binary.
 test: deps
 	$(MAKE) --no-print-directory SANITIZE=address,undefined test-unit
 	$(MAKE) --no-print-directory SANITIZE=address,undefined $(BUILD_SAN_BIN)
 	$(MAKE) --no-print-directory pollgate
+	$(MAKE) --no-print-directory fuzz-regress
 	POLLGATE_BIN=$(CURDIR)/build/san/pollgate scripts/test-integration.sh
 	POLLGATE_BIN=$(CURDIR)/pollgate scripts/test-integration.sh
 
@@ -114,4 +117,45 @@ run: deps pollgate
 clean:
 	rm -rf build pollgate
 
+# make fuzz: libFuzzer targets (tests/fuzz/fuzz_<target>.c) built with clang, ASan and UBSan into build/fuzz/.
+# Each runs FUZZ_TIME seconds on a working corpus under build/fuzz/ seeded from tests/fuzz/corpus/<target>/
+# (the repository is never written); any crash, leak or sanitizer report fails the run and leaves its
+# input in build/fuzz/artifacts/. make fuzz-regress replays the committed corpus once (seconds).
+# The project objects get the sanitizers and coverage hooks but not libFuzzer's main (fuzzer-no-link);
+# a target links only the rooms it exercises (FUZZ_OBJ_<target>), like the unit tests.
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 60
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE -DPOLLGATE_VERSION='"$(VERSION)"' -g -O1 -fno-omit-frame-pointer \
+                $(FUZZ_SAN) $(WARN) -I. $(PKG_CFLAGS) -MMD -MP
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+# Kept after a link (a pattern-built prerequisite would otherwise be deleted as intermediate).
+.SECONDARY: $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
+FUZZ_OBJ_request = $(call fuzz_obj,gateway/http.c gateway/cidr.c auth/auth.c common/%)
+FUZZ_OBJ_config  = $(call fuzz_obj,gateway/config.c gateway/cidr.c policy/% common/%)
+
+.PHONY: fuzz fuzz-build fuzz-regress
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh run $(FUZZ_TARGETS)
+
+fuzz-regress: $(FUZZ_BIN)
+	scripts/fuzz.sh regress $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_OBJ_$$*)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ_$*) $(PKG_LIBS) -lm
+
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d)
+-include $(wildcard $(FUZZ_BUILD)/*.d $(FUZZ_BUILD)/*/*.d)

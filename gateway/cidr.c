@@ -136,11 +136,12 @@ static bool parse_ip(const char *s, size_t n, struct sockaddr_storage *ss)
 }
 
 /* The client: the peer, or — when the peer is a trusted proxy — the right-most X-Forwarded-For hop that
- * is not itself a trusted proxy. */
+ * is not itself a trusted proxy. A hop that does not parse stops the walk at the last good one, so each
+ * hop is parsed into `hop` and only a good one replaces the client held in `ss`. */
 void conf_client_resolve(const conf_cidr_list *trusted, const struct sockaddr *peer, const char *xff, uint8_t key[16],
                            char *text, size_t textlen)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss, hop;
 	const struct sockaddr *client = peer;
 
 	if (peer && xff && conf_cidr_match(trusted, peer)) {
@@ -148,7 +149,8 @@ void conf_client_resolve(const conf_cidr_list *trusted, const struct sockaddr *p
 		while (end > xff) {
 			const char *start = end;
 			while (start > xff && start[-1] != ',') start--;
-			if (!parse_ip(start, (size_t)(end - start), &ss)) break;
+			if (!parse_ip(start, (size_t)(end - start), &hop)) break;
+			ss = hop;
 			client = (const struct sockaddr *)&ss;
 			if (!conf_cidr_match(trusted, client)) break;
 			end = start > xff ? start - 1 : xff;

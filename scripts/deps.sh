@@ -8,6 +8,7 @@ set -euo pipefail
 
 PACKAGES=(
 	build-essential pkg-config
+	clang libclang-rt-14-dev
 	libevent-dev libpq-dev libjansson-dev libssl-dev libcmocka-dev
 	postgresql-15
 	python3 python3-pytest python3-psycopg2
