@@ -2,16 +2,23 @@
 
     pg       (session)  a throwaway cluster made with initdb in a temporary directory, on a free port of
                         127.0.0.1, with database `pollgate` holding db/schema.sql + db/migrations/*.sql and
-                        pg_stat_statements. Removed at the end of the session.
+                        pg_stat_statements, then db/grant.sql (role GATEWAY_DB_ROLE) and the LOGIN user
+                        GATEWAY_DB_USER, a member of that role and nothing else. Removed at the end of the
+                        session.
     db       (function) every schema table emptied (identities restarted), triggers enabled and the
                         migrations re-applied, pg_stat_statements reset; an autocommit psycopg2 connection.
     gateway  (function) a factory: gateway(**conf) writes a config file, starts $POLLGATE_BIN (default
-                        ./pollgate) with it, waits for /readyz, and returns a Gateway. Every gateway still
-                        running at teardown is stopped with SIGTERM, and must exit 0 with no sanitizer
-                        report in its log. A failing test gets the gateway's log tail in its report.
+                        ./pollgate) with it, waits for /readyz, and returns a Gateway. It connects to the
+                        database as GATEWAY_DB_USER (SELECT only) unless the test passes its own `database`.
+                        Every gateway still running at teardown is stopped with SIGTERM, and must exit 0
+                        with no sanitizer report in its log. A failing test gets the gateway's log tail in
+                        its report.
+    notes    (function) notes("text"): a line for the "pollgate notes" section of pytest's terminal summary
+                        (matrix sizes, timing medians), shown even with -q.
 
 As root, PostgreSQL's own programs run as the `postgres` user (initdb refuses root); psql and the tests
-connect over TCP with trust authentication as the database user `postgres`.
+connect over TCP with trust authentication as the database user `postgres`, the gateways as
+GATEWAY_DB_USER (pg.gateway_uri), so the whole suite proves the gateway needs nothing beyond db/grant.sql.
 Row, HTTP and bulk-request helpers are in helpers.py beside this file (`from helpers import ...`).
 """
 
@@ -32,7 +39,8 @@ import psycopg2.extensions
 import pytest
 
 import helpers
-from helpers import DEMO_SQL, REPO, SCHEMA_SQL, SCHEMA_TABLES, free_port, migrations, wait_for  # noqa: F401
+from helpers import (DEMO_SQL, GATEWAY_DB_ROLE, GATEWAY_DB_USER, GRANT_SQL, REPO, SCHEMA_SQL,  # noqa: F401
+                     SCHEMA_TABLES, free_port, migrations, wait_for)
 
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
@@ -105,6 +113,7 @@ class PgCluster:
         self.port = None
         self.dbname = "pollgate"
         self.user = "postgres"
+        self.gateway_user = GATEWAY_DB_USER  # created by setup_database(): SELECT only, via GATEWAY_DB_ROLE
         self.as_postgres = os.geteuid() == 0
         self._conns = []
 
@@ -216,12 +225,20 @@ class PgCluster:
         """The same as a URI (no spaces: safe as an unquoted config value)."""
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
-    def connect(self, dbname=None, autocommit=True, **kw):
-        """A psycopg2 connection (autocommit by default). The `db` fixture closes every connection
+    @property
+    def gateway_uri(self):
+        """The URI the `gateway` fixture gives the gateway by default: the same database as the
+        SELECT-only user gateway_user (trust authentication, like every user of this cluster)."""
+        return f"postgresql://{self.gateway_user}@{self.host}:{self.port}/{self.dbname}"
+
+    def connect(self, dbname=None, autocommit=True, user=None, **kw):
+        """A psycopg2 connection (autocommit by default), as `user` (default the superuser `postgres`;
+        e.g. gateway_user to see what the gateway may do). The `db` fixture closes every connection
         made this way at the end of the test."""
         kw.setdefault("application_name", "pollgate-tests")
         kw.setdefault("connect_timeout", 10)
-        conn = psycopg2.connect(host=self.host, port=self.port, dbname=dbname or self.dbname, user=self.user, **kw)
+        conn = psycopg2.connect(host=self.host, port=self.port, dbname=dbname or self.dbname, user=user or self.user,
+                                **kw)
         conn.autocommit = autocommit
         self._conns.append(conn)
         return conn
@@ -242,9 +259,13 @@ class PgCluster:
         """Run SQL with psql; returns its unaligned, tuples-only output. RuntimeError on any error."""
         return self._run(self._psql_argv(dbname) + ["-c", sql]).stdout
 
-    def psql_file(self, path, dbname=None):
-        """Apply one SQL file with psql (stops at the first error)."""
-        return self._run(self._psql_argv(dbname) + ["-f", str(path)]).stdout
+    def psql_file(self, path, dbname=None, variables=None):
+        """Apply one SQL file with psql (stops at the first error); `variables` {name: value} are
+        passed as psql -v name=value."""
+        argv = self._psql_argv(dbname)
+        for k, v in (variables or {}).items():
+            argv += ["-v", f"{k}={v}"]
+        return self._run(argv + ["-f", str(path)]).stdout
 
     def setup_database(self):
         self.psql(f"CREATE DATABASE {self.dbname}", dbname="postgres")
@@ -252,6 +273,10 @@ class PgCluster:
         self.psql_file(SCHEMA_SQL)
         for m in migrations():
             self.psql_file(m)
+        # The gateway's account: db/grant.sql's SELECT-only role, and a LOGIN user that only belongs to it.
+        self.psql_file(GRANT_SQL, variables={"role": GATEWAY_DB_ROLE})
+        self.psql(f'CREATE ROLE "{self.gateway_user}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                  f'IN ROLE "{GATEWAY_DB_ROLE}"', dbname="postgres")
 
     def log(self):
         """The server log so far."""
@@ -581,10 +606,11 @@ def gateway(pg, tmp_path, request):
     """Factory: gateway(wait_ready=True, env=None, args=(), **conf) -> Gateway.
 
     conf keys become `key = value` lines, values written as given (str(); True/False as true/false);
-    defaults listen=127.0.0.1:<free port>, database=pg.uri, log_level=debug; a None value leaves the key
-    out. env: extra environment variables for the child (None removes one). args: extra command-line
-    arguments after `-c FILE`. wait_ready=True waits for /readyz == 200, False only for /healthz, None
-    not at all (up to 20 s; the process exiting meanwhile fails at once with its log).
+    defaults listen=127.0.0.1:<free port>, database=pg.gateway_uri (the SELECT-only user; pass database=
+    to connect otherwise), log_level=debug; a None value leaves the key out. env: extra environment
+    variables for the child (None removes one). args: extra command-line arguments after `-c FILE`.
+    wait_ready=True waits for /readyz == 200, False only for /healthz, None not at all (up to 20 s; the
+    process exiting meanwhile fails at once with its log).
     Request the `db` fixture too, for a clean database."""
     binary = gateway_binary()
     if not binary.exists():
@@ -593,7 +619,7 @@ def gateway(pg, tmp_path, request):
     request.node.stash[_GATEWAYS] = started
 
     def start(wait_ready=True, env=None, args=(), **conf):
-        full = {"listen": f"127.0.0.1:{free_port()}", "database": pg.uri, "log_level": "debug"}
+        full = {"listen": f"127.0.0.1:{free_port()}", "database": pg.gateway_uri, "log_level": "debug"}
         full.update(conf)
         gw = Gateway(binary, tmp_path, f"gateway{len(started) + 1}", full, env=env, args=args)
         started.append(gw)
@@ -632,3 +658,26 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+# --------------------------------------------------------------------------------------------------
+# Notes: numbers a test measured (matrix size, timing medians), printed at the end of the run.
+
+_NOTES = []
+
+
+@pytest.fixture
+def notes(request):
+    """notes(text): record one line, printed in the "pollgate notes" section of the terminal summary
+    (and as a `note` user property in JUnit XML), prefixed with the test's name."""
+    def add(text):
+        _NOTES.append(f"{request.node.name}: {text}")
+        request.node.user_properties.append(("note", text))
+    return add
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _NOTES:
+        terminalreporter.section("pollgate notes")
+        for line in _NOTES:
+            terminalreporter.write_line(line)

@@ -33,6 +33,12 @@ MIGRATIONS_DIR = REPO / "db" / "migrations"
 DEMO_SQL = REPO / "db" / "demo.sql"
 GRANT_SQL = REPO / "db" / "grant.sql"
 
+# The suite's gateways connect as GATEWAY_DB_USER, a LOGIN user that is only a member of GATEWAY_DB_ROLE,
+# the SELECT-only role db/grant.sql makes (applied with -v role=GATEWAY_DB_ROLE: its default name,
+# pollgate_gateway, is created and dropped by test_infra's demo check, so the suite's role has its own).
+GATEWAY_DB_ROLE = "pollgate_gateway_test"
+GATEWAY_DB_USER = "pollgate_gw"
+
 
 def migrations():
     """db/migrations/*.sql in name order."""
@@ -593,3 +599,77 @@ def async_many_get(requests, timeout=60.0, connect_concurrency=200):
     order (status 0 with .error for a request that got none). For holding requests while something
     else happens, use ManyGets."""
     return ManyGets(requests, timeout=timeout, connect_concurrency=connect_concurrency).start().results()
+
+
+# --------------------------------------------------------------------------------------------------
+# Many requests in a row on one connection
+
+
+class KeepAlive:
+    """One persistent HTTP/1.1 connection for many requests in a row (http.client), e.g. a table of
+    cases or timing samples without a TCP handshake per request. Not thread-safe: one per thread.
+
+        with KeepAlive(gw.url) as c:
+            r = c.get("/v1/runs/42?wait=0", headers=bearer("tok"))
+
+    get()/request() return a Response whose `elapsed` is time.perf_counter() seconds from writing the
+    request to the last body byte. When the server closed the connection (it answered
+    `Connection: close`, or dropped an idle one), the next request opens a new one; `connects` counts
+    the connections opened."""
+
+    def __init__(self, url, timeout=30.0):
+        u = urllib.parse.urlsplit(url)
+        self.host, self.port = u.hostname, u.port or 80
+        self.timeout = timeout
+        self.conn = None
+        self.connects = 0
+
+    def _open(self):
+        self.conn = _httpclient.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        self.conn.connect()
+        self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connects += 1
+
+    def request(self, method, path, headers=None):
+        for attempt in (0, 1):
+            fresh = self.conn is None
+            if fresh:
+                self._open()
+            try:
+                t0 = time.perf_counter()
+                self.conn.request(method, path, headers=dict(headers or {}))
+                r = self.conn.getresponse()
+                data = r.read()
+                elapsed = time.perf_counter() - t0
+            except (_httpclient.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if fresh or attempt:  # a brand-new connection failing is a real failure
+                    raise
+                continue
+            resp = Response(r.status, Headers(r.getheaders()), data, elapsed, request=(method, path))
+            if r.will_close:
+                self.close()
+            return resp
+        raise AssertionError("unreachable")
+
+    def get(self, path, headers=None):
+        return self.request("GET", path, headers=headers)
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def comparable(r):
+    """(status, sorted headers but Date and X-Request-Id, body) of a Response: equal for two answers
+    that must be byte-identical (api.md: every 404 alike, whatever the reason)."""
+    hdrs = sorted((k.lower(), v) for k, v in r.headers.items_raw() if k.lower() not in ("date", "x-request-id"))
+    return r.status, hdrs, r.body

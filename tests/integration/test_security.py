@@ -236,88 +236,100 @@ def test_a_body_or_transfer_encoding_is_400_and_close(gateway, world):
 
 # ---- slow clients ----
 
-class Tricklers:
-    """`n` connections that each send a request head one byte at a time, every `every` seconds, from one
-    thread with a selector. Records when each was closed by the gateway (seconds after it connected)."""
+def _trickle(host, port, n, every, head, deadline_s, conn):
+    """Child process: open `n` connections, tell the parent, then send `head` one byte per `every`
+    seconds on each until the gateway closes them (or `deadline_s`). Sends back, per connection, when it
+    was closed (seconds after the last one connected; None if never)."""
+    socks = [socket.create_connection((host, port)) for _ in range(n)]
+    for s in socks:
+        s.setblocking(False)
+    started = time.monotonic()
+    conn.send("connected")
+    closed_at = {}
+    sel = selectors.DefaultSelector()
+    for i, s in enumerate(socks):
+        sel.register(s, selectors.EVENT_READ, i)
 
-    def __init__(self, host, port, n, every=0.3, head=None):
-        self.head = head or b"GET /v1/runs/42 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice\r\nX-Pad: " + b"p" * 4000
-        self.every = every
-        self.socks = []
-        for _ in range(n):
-            s = socket.create_connection((host, port))
-            s.setblocking(False)
-            self.socks.append(s)
-        self.started = time.monotonic()
-        self.closed_at = {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+    def closed(i):
+        if i not in closed_at:
+            closed_at[i] = time.monotonic() - started
+            sel.unregister(socks[i])
 
-    def _run(self):
-        sel = selectors.DefaultSelector()
-        for i, s in enumerate(self.socks):
-            sel.register(s, selectors.EVENT_READ, i)
-        pos = 0
-        next_send = time.monotonic()
-        while not self.stop.is_set() and len(self.closed_at) < len(self.socks):
-            now = time.monotonic()
-            if now >= next_send and pos < len(self.head):
-                for i, s in enumerate(self.socks):
-                    if i not in self.closed_at:
-                        try:
-                            s.send(self.head[pos:pos + 1])
-                        except OSError:
-                            self._closed(sel, i)
-                pos += 1
-                next_send = now + self.every
-            for key, _ in sel.select(timeout=0.05):
-                try:
-                    data = key.fileobj.recv(4096)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    self._closed(sel, key.data)
-        sel.close()
-
-    def _closed(self, sel, i):
-        if i not in self.closed_at:
-            self.closed_at[i] = time.monotonic() - self.started
+    pos, next_send = 0, started
+    while len(closed_at) < n and time.monotonic() - started < deadline_s:
+        now = time.monotonic()
+        if now >= next_send and pos < len(head):
+            for i, s in enumerate(socks):
+                if i not in closed_at:
+                    try:
+                        s.send(head[pos:pos + 1])
+                    except OSError:
+                        closed(i)
+            pos += 1
+            next_send = now + every
+        for key, _ in sel.select(timeout=0.05):
             try:
-                sel.unregister(self.socks[i])
-            except (KeyError, ValueError):
-                pass
+                data = key.fileobj.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                closed(key.data)
+    conn.send([closed_at.get(i) for i in range(n)])
+    for s in socks:
+        s.close()
+
+
+class Tricklers:
+    """Slowloris clients in their own process (so they neither wait on nor slow this process's GIL)."""
+
+    HEAD = b"GET /v1/runs/42 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice\r\nX-Pad: " + b"p" * 4000
+
+    def __init__(self, host, port, n, every=0.3, deadline_s=20.0):
+        import multiprocessing
+        ctx = multiprocessing.get_context("fork")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_trickle, args=(host, port, n, every, self.HEAD, deadline_s, child),
+                                daemon=True)
+        self.proc.start()
+        assert self.conn.poll(30) and self.conn.recv() == "connected", "tricklers did not connect"
+
+    def closed_at(self, timeout=30.0):
+        assert self.conn.poll(timeout), "tricklers did not report"
+        result = self.conn.recv()
+        self.proc.join(10)
+        return result
 
     def close(self):
-        self.stop.set()
-        self.thread.join(10)
-        for s in self.socks:
-            s.close()
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(10)
 
 
 def test_hundreds_of_trickling_clients_are_dropped_and_others_served_promptly(gateway, world):
-    gw = gateway(header_timeout="2s")
+    gw = gateway(header_timeout="3s")
     slow = Tricklers(gw.host, gw.port, 300, every=0.3)
     try:
-        # While they trickle, ordinary requests are answered at once (wide margin: ASan, 2 shared cores).
-        worst = 0.0
+        # While they trickle, ordinary requests are answered at once. Wide margins (ASan, 2 shared cores,
+        # the rest of the suite): prompt means well under header_timeout, not milliseconds.
+        times = []
         for i in range(20):
             t0 = time.monotonic()
             r = gw.get("/v1/runs/42?wait=0", token="tok-alice")
-            worst = max(worst, time.monotonic() - t0)
+            times.append(time.monotonic() - t0)
             assert r.status == 200
             time.sleep(0.05)  # spread over the attack, not a wait for an event
-        assert worst < 1.0, f"an ordinary request took {worst:.3f}s during the attack"
-        wait_for(lambda: len(slow.closed_at) == 300, timeout=15, what="every trickling connection closed")
-        late = max(slow.closed_at.values())
-        assert late < 2.0 + 3.0, f"a trickler lived {late:.1f}s with header_timeout=2s"
-        assert min(slow.closed_at.values()) >= 1.5, "dropped before header_timeout"
+        times.sort()
+        assert times[len(times) // 2] < 0.5 and times[-1] < 2.0, f"ordinary requests took {times}"
+        closed = slow.closed_at()
     finally:
         slow.close()
-    m = gw.metrics()
-    assert m.value("pollgate_head_timeouts_total") >= 300
+    assert None not in closed, f"{closed.count(None)} trickling connections were never closed"
+    # Closed after header_timeout (3 s from accept; a 250 ms tick), not before and not much after.
+    assert min(closed) >= 2.5, f"dropped too early: {min(closed):.2f}s"
+    assert max(closed) < 3.0 + 3.0, f"a trickler lived {max(closed):.1f}s with header_timeout=3s"
+    assert gw.metrics().value("pollgate_head_timeouts_total") >= 300
     wait_for(lambda: gw.metrics().value("pollgate_connections_reading_head") <= 1, timeout=5,
              what="no guard left behind")
 
