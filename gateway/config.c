@@ -96,12 +96,17 @@ static const struct key_def keys[] = {
 	    "first reconnect delay after the database goes away"),
 	DUR("db_reconnect_max", db_reconnect_max_ms, "10s", MS(10), MIN(10), 0,
 	    "cap of the doubling reconnect delay, so a long outage is not hammered"),
+	DUR("db_heartbeat", db_heartbeat_ms, "5s", MS(100), MIN(5), 0,
+	    "the LISTEN session asks the server this often; no answer within it means a dead link: reconnect"),
 	INT("reread_batch_max", reread_batch_max, "1000", 1, 100000, K_RELOAD,
 	    "dirty resources re-read by one query; bounds query size after a burst of NOTIFYs"),
 	DUR("default_wait", default_wait_ms, "25s", MS(0), HOUR(1), K_RELOAD,
 	    "hold time when the client asks for none; under common 30 s proxy idle timeouts"),
 	DUR("max_wait", max_wait_ms, "55s", SEC(1), HOUR(1), K_RELOAD,
 	    "cap on any hold; stays under the 60 s idle timeout of most proxies and load balancers"),
+	DUR("proxy_timeout", proxy_timeout_ms, "0s", MS(0), HOUR(1), K_RELOAD,
+	    "read timeout of the reverse proxy in front (nginx proxy_read_timeout, HAProxy timeout server); "
+	    "when set, max_wait must stay 5s below it; 0 = not checked"),
 	DUR("header_timeout", header_timeout_ms, "10s", MS(100), MIN(10), K_RELOAD,
 	    "a request whose headers are not complete by then is dropped (slowloris)"),
 	KEY("max_header_size", T_SIZE, max_header_size, 0, "8KiB", KIB(1), MIB(1), K_RELOAD, NULL,
@@ -163,12 +168,14 @@ struct cross_check {
 
 static int cross_waits(const conf *c, char *err, size_t errlen);
 static int cross_reconnect(const conf *c, char *err, size_t errlen);
+static int cross_proxy(const conf *c, char *err, size_t errlen);
 static int cross_pack_lists(const conf *c, char *err, size_t errlen);
 static int cross_completed(const conf *c, char *err, size_t errlen);
 
 static const struct cross_check crosses[] = {
 	{"default_wait", "max_wait", cross_waits},
 	{"db_reconnect_min", "db_reconnect_max", cross_reconnect},
+	{"max_wait", "proxy_timeout", cross_proxy},
 	{"pack_active_statuses", "pack_terminal_statuses", cross_pack_lists},
 	{"run_active_statuses", "run_completed_status", cross_completed},
 };
@@ -742,6 +749,23 @@ static int cross_waits(const conf *c, char *err, size_t errlen)
 	fmt_duration(c->default_wait_ms, a, sizeof a);
 	fmt_duration(c->max_wait_ms, b, sizeof b);
 	snprintf(err, errlen, "default_wait (%s) must not be longer than max_wait (%s)", a, b);
+	return -1;
+}
+
+/* A proxy that times out a held request first answers the browser 504 and the wake is lost: max_wait
+ * must end the hold, with time to spare for the answer to cross the proxy. */
+#define PROXY_MARGIN_MS SEC(5)
+static int cross_proxy(const conf *c, char *err, size_t errlen)
+{
+	char a[32], b[32];
+
+	if (c->proxy_timeout_ms == 0 || c->max_wait_ms + PROXY_MARGIN_MS <= c->proxy_timeout_ms) return 0;
+	fmt_duration(c->max_wait_ms, a, sizeof a);
+	fmt_duration(c->proxy_timeout_ms, b, sizeof b);
+	snprintf(err, errlen,
+	         "max_wait (%s) must be at least 5s below proxy_timeout (%s), or the proxy times out held requests "
+	         "first (504); lower max_wait or raise the proxy's timeout",
+	         a, b);
 	return -1;
 }
 

@@ -32,10 +32,12 @@ typedef struct conf {
 	int64_t db_query_timeout_ms;
 	int64_t db_reconnect_min_ms;
 	int64_t db_reconnect_max_ms;
+	int64_t db_heartbeat_ms;
 	int64_t reread_batch_max;
 
 	int64_t default_wait_ms;
 	int64_t max_wait_ms;
+	int64_t proxy_timeout_ms; /* 0 = no proxy timeout to check max_wait against */
 	int64_t header_timeout_ms;
 	int64_t max_header_size; /* bytes */
 	int64_t drain_timeout_ms;

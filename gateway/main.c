@@ -341,7 +341,7 @@ int main(int argc, char **argv)
 		.connect_timeout_ms = a.cfg->db_connect_timeout_ms,
 		.reconnect_min_ms = a.cfg->db_reconnect_min_ms,
 		.reconnect_max_ms = a.cfg->db_reconnect_max_ms,
-		.heartbeat_ms = 5000,
+		.heartbeat_ms = a.cfg->db_heartbeat_ms,
 		.on_notify = on_notify,
 		.on_up = on_listen_up,
 		.on_down = on_listen_down,
