@@ -27,10 +27,17 @@
 
 #define CHANNEL_MAX 63 /* NAMEDATALEN - 1: longer identifiers would be truncated by the server */
 
-static const char SQL_RECOVERY[] = "SELECT pg_is_in_recovery()";
+/* pg_backend_pid() is compared with the pid the connection was given at start-up: a connection pooler
+ * (pgbouncer, odyssey, ...) hands its clients a key of its own, and a pooled session may run each
+ * transaction on another server session, where a LISTEN is lost. */
+static const char SQL_RECOVERY[] = "SELECT pg_is_in_recovery(), pg_backend_pid()";
 static const char SQL_HEARTBEAT[] = "SELECT pg_notification_queue_usage()";
 static const char WHY_STANDBY[] =
 	"database is a hot standby (in recovery): LISTEN needs the primary; point 'database' at the primary";
+static const char WHY_POOLER[] =
+	"the LISTEN session goes through a connection pooler (its backend pid differs from the one the "
+	"connection reported): notifications are lost when the pooler moves the session; point 'database' "
+	"straight at PostgreSQL";
 
 enum lsess_state {
 	LSESS_DOWN,        /* no connection; the timer is the backoff delay */
@@ -38,7 +45,7 @@ enum lsess_state {
 	LSESS_CHECKING,    /* pg_is_in_recovery() in flight; same deadline */
 	LSESS_SUBSCRIBING, /* LISTEN statements in flight, one after another; same deadline */
 	LSESS_UP,          /* listening on every channel; the timer is the heartbeat */
-	LSESS_FATAL,       /* refused for good (hot standby); the timer fires once to report it */
+	LSESS_FATAL,       /* refused for good (hot standby, pooler); the timer fires once to report it */
 };
 
 struct db_listen {
@@ -67,6 +74,7 @@ struct db_listen {
 	unsigned attempt;
 	bool ever_up;
 	double queue_usage;
+	const char *fatal_why; /* LSESS_FATAL: why (a static string) */
 	uint64_t rng;
 	db_listen_stats stats;
 };
@@ -138,8 +146,9 @@ static void lsess_down(db_listen *l, const char *why)
 
 /* Refused for good: close now, report from the timer (the last thing that callback does), so on_fatal
  * may free the session. */
-static void lsess_fatal(db_listen *l)
+static void lsess_fatal(db_listen *l, const char *why)
 {
+	l->fatal_why = why;
 	lsess_close(l);
 	lsess_set_state(l, LSESS_FATAL);
 	if (db_conn_timer_ms(l->timer, 0) != 0) log_error("db listen cannot arm timer");
@@ -210,10 +219,17 @@ static void lsess_complete(db_listen *l, PGresult *res)
 
 	switch (l->state) {
 	case LSESS_CHECKING:
-		if (st != PGRES_TUPLES_OK || PQntuples(res) != 1) break;
+		if (st != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 2) break;
 		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
 			PQclear(res);
-			lsess_fatal(l);
+			lsess_fatal(l, WHY_STANDBY);
+			return;
+		}
+		if (strtol(PQgetvalue(res, 0, 1), NULL, 10) != (long)PQbackendPID(l->pg)) {
+			log_error("db listen backend pid mismatch reported=%d actual=%s", PQbackendPID(l->pg),
+			          PQgetvalue(res, 0, 1));
+			PQclear(res);
+			lsess_fatal(l, WHY_POOLER);
 			return;
 		}
 		PQclear(res);
@@ -346,8 +362,8 @@ static void lsess_timer_cb(evutil_socket_t fd, short what, void *arg)
 		if (lsess_send(l, SQL_HEARTBEAT)) l->hb_pending = true;
 		return;
 	case LSESS_FATAL:
-		log_error("db listen refused reason=\"%s\"", WHY_STANDBY);
-		if (l->on_fatal) l->on_fatal(l->arg, WHY_STANDBY);
+		log_error("db listen refused reason=\"%s\"", l->fatal_why);
+		if (l->on_fatal) l->on_fatal(l->arg, l->fatal_why);
 		return;
 	}
 }

@@ -7,8 +7,9 @@
  * notifications sent while it was down are lost and the caller must re-read everything it holds.
  * It drains PQnotifies() until NULL after every read, so the server's notification queue never backs up
  * on our account. A silent network drop is caught by TCP keepalives and tcp_user_timeout plus a periodic
- * heartbeat query. A server in recovery (hot standby), where LISTEN cannot work, is refused with a
- * clear reason through on_fatal.
+ * heartbeat query. Where LISTEN cannot work, the session is refused with a clear reason through
+ * on_fatal: a server in recovery (hot standby), or a connection pooler in between (detected by the
+ * backend pid the connection reported differing from pg_backend_pid()).
  */
 #ifndef POLLGATE_DB_LISTEN_H
 #define POLLGATE_DB_LISTEN_H
@@ -35,7 +36,7 @@ typedef struct db_listen_opts {
 	void (*on_up)(void *arg);
 	/* The session went down; `why` is a one-line reason. It is already reconnecting. */
 	void (*on_down)(void *arg, const char *why);
-	/* The server cannot serve LISTEN (hot standby): not retried; `why` says what to fix. May be NULL. */
+	/* LISTEN cannot work there (hot standby, pooler): not retried; `why` says what to fix. May be NULL. */
 	void (*on_fatal)(void *arg, const char *why);
 	void *arg;
 } db_listen_opts;

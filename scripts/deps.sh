@@ -10,7 +10,7 @@ PACKAGES=(
 	build-essential pkg-config
 	clang libclang-rt-14-dev
 	libevent-dev libpq-dev libjansson-dev libssl-dev libcmocka-dev
-	postgresql-15
+	postgresql-15 pgbouncer
 	python3 python3-pytest python3-psycopg2
 	curl procps
 )
