@@ -75,6 +75,18 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 	if (head(out, "pollgate_reread_resources_total", "counter", "Resources asked for by re-reads (sum of batch sizes).")) return -1;
 	for (int k = 0; k < GW_KINDS; k++)
 		P("pollgate_reread_resources_total{kind=\"%s\"} %" PRIu64 "\n", gw_kind_name((gw_kind)k), st->read_resources[k]);
+	if (head(out, "pollgate_reread_batch_size", "histogram", "Resources per batched re-read query (all kinds).")) return -1;
+	{
+		static const char *const le[8] = {"1", "10", "50", "100", "250", "500", "1000", "+Inf"};
+		uint64_t cum = 0, nq = 0, nr = 0;
+		for (int i = 0; i < 8; i++) {
+			cum += st->batch_hist[i];
+			P("pollgate_reread_batch_size_bucket{le=\"%s\"} %" PRIu64 "\n", le[i], cum);
+		}
+		for (int k = 0; k < GW_KINDS; k++) nq += st->reads[k], nr += st->read_resources[k];
+		P("pollgate_reread_batch_size_sum %" PRIu64 "\n", nr);
+		P("pollgate_reread_batch_size_count %" PRIu64 "\n", nq);
+	}
 	if (head(out, "pollgate_reread_rows_total", "counter", "Rows returned by re-reads.")) return -1;
 	for (int k = 0; k < GW_KINDS; k++)
 		P("pollgate_reread_rows_total{kind=\"%s\"} %" PRIu64 "\n", gw_kind_name((gw_kind)k), st->read_rows[k]);

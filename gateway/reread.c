@@ -352,6 +352,12 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 	}
 	r->st.reads[kind]++;
 	r->st.read_resources[kind] += b->n;
+	{
+		static const size_t bounds[7] = {1, 10, 50, 100, 250, 500, 1000};
+		int i = 0;
+		while (i < 7 && b->n > bounds[i]) i++;
+		r->st.batch_hist[i]++;
+	}
 	if (db_batch_params_finish(&b->params) != 0) {
 		on_kind_result(b, NULL, "out of memory");
 		return;

@@ -239,6 +239,22 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 	evtimer_add(s->accept_resume, &tv);
 }
 
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "other";
+}
+
 /* ---- answers given here ---- */
 
 static void count(gw_server *s, gw_route route, int code)
@@ -355,7 +371,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	conf_client_resolve(&c->trusted_proxies, peer, evhttp_find_header(in, "X-Forwarded-For"), client_key, client_text, sizeof client_text);
 
 	gw_route route = gw_http_route(path, &id);
-	rlog_debug(rid, "request method=%d path=\"%s\" client=%s", (int)method, path ? path : "", client_text);
+	rlog_debug(rid, "request method=%s path=\"%s\" client=%s", method_name(method), path ? path : "", client_text);
 	if (route == GW_ROUTE_NONE) {
 		reply_error(s, req, route, rid, GW_ERR_NOT_FOUND, NULL, 0);
 		return;

@@ -82,6 +82,7 @@ typedef struct gw_reg_stats {
 	uint64_t reads[GW_KINDS];     /* batched read queries sent */
 	uint64_t read_rows[GW_KINDS]; /* rows they returned */
 	uint64_t read_resources[GW_KINDS]; /* resources they asked for (sum of batch sizes) */
+	uint64_t batch_hist[8];            /* re-read batch sizes: <=1, 10, 50, 100, 250, 500, 1000, more */
 	uint64_t read_errors;
 	uint64_t token_reads;
 	uint64_t notifies[GW_KINDS + 1]; /* runs, packs, access */
