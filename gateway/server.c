@@ -255,6 +255,30 @@ static const char *method_name(enum evhttp_cmd_type m)
 	return "other";
 }
 
+/* Every line of a header a request may repeat, in order, joined with commas (RFC 9110 5.3), as one
+ * allocation; NULL when absent or out of memory. X-Forwarded-For needs it: a proxy such as HAProxy
+ * appends its own line after the client's, and reading only the first line would let the client name
+ * its own address. */
+static char *joined_header(struct evkeyvalq *h, const char *name)
+{
+	struct evkeyval *kv;
+	size_t len = 0;
+	TAILQ_FOREACH (kv, h, next)
+		if (strcasecmp(kv->key, name) == 0) len += strlen(kv->value) + 1;
+	if (len == 0) return NULL;
+	char *out = malloc(len), *p = out;
+	if (out == NULL) return NULL;
+	TAILQ_FOREACH (kv, h, next) {
+		if (strcasecmp(kv->key, name) != 0) continue;
+		if (p != out) *p++ = ',';
+		size_t n = strlen(kv->value);
+		memcpy(p, kv->value, n);
+		p += n;
+	}
+	*p = '\0';
+	return out;
+}
+
 /* ---- answers given here ---- */
 
 static void count(gw_server *s, gw_route route, int code)
@@ -368,7 +392,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else {
 		new_rid(s, rid);
 	}
-	conf_client_resolve(&c->trusted_proxies, peer, evhttp_find_header(in, "X-Forwarded-For"), client_key, client_text, sizeof client_text);
+	char *xff = joined_header(in, "X-Forwarded-For");
+	conf_client_resolve(&c->trusted_proxies, peer, xff, client_key, client_text, sizeof client_text);
+	free(xff);
 
 	gw_route route = gw_http_route(path, &id);
 	rlog_debug(rid, "request method=%s path=\"%s\" client=%s", method_name(method), path ? path : "", client_text);

@@ -490,3 +490,15 @@ def test_every_access_change_answers_the_held_request_within_a_second(gateway, d
     assert took < 1.0 + 1.0, f"answered {took:.2f}s after the change (a second, plus margin for ASan)"
     # And a new request gets the same answer at once.
     assert gw.get(path + "?wait=0", token=token).status == want
+
+
+def test_every_x_forwarded_for_line_counts_so_a_client_cannot_name_itself(gateway, world):
+    # A proxy that appends its own X-Forwarded-For line (HAProxy's option forwardfor) after the client's
+    # must win: the lines form one list, and the right-most untrusted hop is the client.
+    gw = gateway(trusted_proxies="127.0.0.1/32", log_level="debug")
+    raw = raw_request(gw.host, gw.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      b"X-Forwarded-For: 203.0.113.7\r\nX-Request-Id: xff-two-lines\r\n"
+                      b"X-Forwarded-For: 198.51.100.9\r\n\r\n")
+    assert split_response(raw)[0] == 200
+    line = gw.wait_log(r'rid=xff-two-lines msg="request".*').group(0)
+    assert "client=198.51.100.9" in line, line
