@@ -3,7 +3,9 @@
 #
 # Quiet when everything is there ("deps: all present"). As root it installs what is missing with apt-get;
 # otherwise it prints the exact command to run and exits 1. postgresql-15 may create and start a default
-# system cluster on 5432 when installed: harmless, pollgate's own clusters use their own ports.
+# system cluster on 5432 when installed: harmless, pollgate's own clusters use their own ports. Likewise
+# nginx (default site on port 80) and haproxy: tests/integration/test_proxy.py runs its own masters from
+# conf/nginx.conf and conf/haproxy.cfg on free ports.
 set -euo pipefail
 
 PACKAGES=(
@@ -13,6 +15,7 @@ PACKAGES=(
 	postgresql-15 pgbouncer
 	python3 python3-pytest python3-psycopg2
 	curl procps
+	nginx haproxy
 )
 
 missing=()
