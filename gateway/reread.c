@@ -75,6 +75,10 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 
 	w->in_flight = false;
 	w->stale = !trusted;
+	if (w->retry_on_up) {
+		w->retry_on_up = false;
+		r->n_retry_on_up--;
+	}
 	/* Entitlement: users named in `entitled` may see it; every other sub this batch checked may not. */
 	if (present && entitled && db_each_id(entitled, mark_entitled, &c) < 0) r->st.bad_rows++;
 	LIST_FOREACH(s, &w->subs, link) {
@@ -130,6 +134,10 @@ static void read_failed(gw_registry *r, gw_watch *w)
 	gw_sub *s, *next;
 	int64_t now = gw_mono_ms();
 	w->in_flight = false;
+	if (!w->retry_on_up && db_pool_connected(r->pool) == 0) {
+		w->retry_on_up = true;
+		r->n_retry_on_up++;
+	}
 	for (s = LIST_FIRST(&w->subs); s; s = next) {
 		next = LIST_NEXT(s, link);
 		s->check_seq = 0;

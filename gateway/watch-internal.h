@@ -29,6 +29,7 @@ typedef struct gw_watch {
 	bool closed;    /* terminal: answered, never held again, NOTIFYs ignored */
 	bool dirty;     /* in the dirty list of its kind */
 	bool in_flight; /* part of a read in flight */
+	bool retry_on_up; /* its last read found no database connection: read again when one comes up */
 	int wake_cause; /* what made it dirty: for metrics */
 	int64_t notified_ms; /* when a NOTIFY marked it dirty (for the wake latency histogram), or 0 */
 	TAILQ_ENTRY(gw_watch) dirty_link;
@@ -95,6 +96,7 @@ struct gw_registry {
 	uint64_t epoch;
 	uint64_t batch_seq;
 	uint64_t outstanding;
+	uint64_t n_retry_on_up; /* watches with retry_on_up set */
 	gw_reg_stats st;
 	const struct timeval *common_tv[64];
 	int64_t common_ms[64];

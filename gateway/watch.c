@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "gateway/http.h"
 #include "gateway/watch-internal.h"
+#include "db/pool.h"
 #include "policy/policy.h"
 
 static const char *const kind_names[] = {"run", "review_pack"};
@@ -392,6 +393,7 @@ static void watch_free(gw_watch *w)
 	gw_sub *s;
 	while ((s = LIST_FIRST(&w->subs)) != NULL) gw_sub_free(r, s);
 	if (w->dirty) TAILQ_REMOVE(&r->dirty[w->kind], w, dirty_link);
+	if (w->retry_on_up) r->n_retry_on_up--;
 	evtimer_del(&w->timer);
 	cm_hmap_remove(&r->watches, &w->node);
 	r->st.watches[w->kind]--;
@@ -569,7 +571,8 @@ static void decide(gw_registry *r, gw_sub *s, gw_waiter *w)
  *              the resource active) or a closed watch's final view is decided from the cache — a hold is
  *              safe because a commit racing it still sends the NOTIFY that wakes it; anything that would
  *              be answered now (200, 304, 404) waits for a read, so no answer is older than the request;
- *   PS_FAILED  the read failed: holdable waiters are still held on the last good view, the rest get 503. */
+ *   PS_FAILED  the read failed: new requests get 503 (a closed watch's final view excepted); waiters
+ *              already held stay held on the last good view. */
 
 static bool holdable(const gw_registry *r, const gw_watch *wt, const gw_waiter *w)
 {
@@ -596,12 +599,20 @@ void gw_sub_process(gw_sub *s, ps_mode mode, uint64_t seq)
 		while ((w = TAILQ_FIRST(&s->pending)) != NULL) decide(r, s, w);
 		return;
 	}
-	bool cache_ok = verdict_ok && (mode == PS_FAILED || gw_view_fresh(wt));
+	bool cache_ok = verdict_ok && gw_view_fresh(wt);
 	for (w = TAILQ_FIRST(&s->pending); w; w = next) {
 		next = TAILQ_NEXT(w, link);
-		if (cache_ok && holdable(r, wt, w)) decide(r, s, w);
-		else if (mode == PS_FAILED) gw_waiter_finish(r, w, 503, NULL);
-		else need_read = true;
+		if (mode == PS_FAILED) {
+			/* A new request whose resource cannot be read gets 503, even when its version matches the
+			 * last good view: holding it would promise a state nobody could check. A closed watch's
+			 * final view needs no read. */
+			if (verdict_ok && wt->closed && wt->have == HAVE_ROW) decide(r, s, w);
+			else gw_waiter_finish(r, w, 503, NULL);
+		} else if (cache_ok && holdable(r, wt, w)) {
+			decide(r, s, w);
+		} else {
+			need_read = true;
+		}
 	}
 	if (need_read && !wt->in_flight) mark_dirty(wt, CAUSE_NEW);
 }
@@ -781,8 +792,19 @@ void gw_reg_listen_down(gw_registry *r)
 	gw_for_each_watch(r, mark_stale);
 }
 
+static void retry_after_pool_up(gw_registry *r, gw_watch *w)
+{
+	if (!w->retry_on_up) return;
+	w->retry_on_up = false;
+	r->n_retry_on_up--;
+	if ((w->n_held || w->n_pending) && !w->in_flight) mark_dirty(w, CAUSE_RECONNECT);
+}
+
 void gw_reg_pool_changed(gw_registry *r)
 {
+	/* Reads that failed for want of a connection are not left to the safety net (up to an interval
+	 * away): changes made while the database was unreachable reach held clients as soon as it is back. */
+	if (r->n_retry_on_up && db_pool_connected(r->pool) > 0) gw_for_each_watch(r, retry_after_pool_up);
 	gw_schedule_flush(r);
 }
 
