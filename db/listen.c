@@ -208,6 +208,12 @@ static void lsess_became_up(db_listen *l)
 		return;
 	}
 	log_info("db listen up channels=%d", l->n_channels);
+	/* The first heartbeat at once: the queue usage is known from the start, and a link that dies right
+	 * after the handshake is caught within one heartbeat. */
+	if (l->heartbeat_ms > 0) {
+		if (!lsess_send(l, SQL_HEARTBEAT)) return;
+		l->hb_pending = true;
+	}
 	if (l->on_up) l->on_up(l->arg);
 }
 

@@ -143,9 +143,9 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 	if (head(out, "pollgate_listen_notifications_total", "counter", "Notifications received by the LISTEN session.")) return -1;
 	P("pollgate_listen_notifications_total %" PRIu64 "\n", ls.notifies);
 	double usage = db_listen_queue_usage(listen);
-	if (usage >= 0) {
-		if (head(out, "pollgate_notification_queue_usage", "gauge", "pg_notification_queue_usage() at the last heartbeat.")) return -1;
-		P("pollgate_notification_queue_usage %.6f\n", usage);
-	}
+	if (head(out, "pollgate_notification_queue_usage", "gauge",
+	         "pg_notification_queue_usage() at the last heartbeat (NaN before the first).")) return -1;
+	if (usage >= 0) P("pollgate_notification_queue_usage %.6f\n", usage);
+	else P("pollgate_notification_queue_usage NaN\n");
 	return 0;
 }
