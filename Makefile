@@ -4,6 +4,7 @@
 #   make SANITIZE=address,undefined   build ./pollgate with sanitizers
 #   make test             install missing packages, then unit + integration suites (sanitizer build)
 #   make run              embedded PostgreSQL under ./var, demo data, gateway on 127.0.0.1:8080
+#   make test-browser     web/pollgate.js and the demo page in the system Chromium (also the last step of make test)
 #   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
 #
 # Every library comes through pkg-config. Objects go under build/<variant>/ so the plain and the
@@ -92,6 +93,7 @@ test: deps
 	$(MAKE) --no-print-directory fuzz-regress
 	POLLGATE_BIN=$(CURDIR)/build/san/pollgate scripts/test-integration.sh
 	POLLGATE_BIN=$(CURDIR)/pollgate scripts/test-integration.sh
+	POLLGATE_BIN=$(CURDIR)/pollgate tests/browser/run.sh
 
 BUILD_SAN_BIN := build/san/pollgate
 
@@ -100,6 +102,13 @@ test-unit: $(UNIT_BIN)
 
 test-integration: pollgate
 	scripts/test-integration.sh
+
+# make test-browser: npm ci (playwright-core, no browser download), unit tests of web/pollgate.js, then the
+# demo page in /usr/bin/chromium against a throwaway cluster, ./pollgate and a static server for web/
+# (tests/browser/README.md). Screenshots land in build/browser/.
+.PHONY: test-browser
+test-browser: deps pollgate
+	tests/browser/run.sh
 
 # make bench: hold+wake of 10,000 long-polls and the query cost against short-polling, on a throwaway
 # PostgreSQL cluster and the release ./pollgate (bench/README.md). Writes build/bench.json.

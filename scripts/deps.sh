@@ -16,7 +16,9 @@ PACKAGES=(
 	python3 python3-pytest python3-psycopg2
 	curl procps
 	nginx haproxy
+	chromium
 )
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm) # the browser suite's driver (tests/browser); a node already there is kept
 
 missing=()
 for p in "${PACKAGES[@]}"; do

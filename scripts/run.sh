@@ -6,8 +6,10 @@
 #   var/pg/postgres.log
 #   var/pollgate.conf  the gateway's config (rewritten every run)
 #   var/pollgate.log   the gateway's output
+#   var/web.log        the static server's output (web/ on 127.0.0.1:8081: the demo page and pollgate.js)
 # First run: initdb, database `pollgate`, db/schema.sql, db/migrations/*.sql, db/demo.sql. Later runs
-# start the cluster and apply the (idempotent) migrations again. Then ./pollgate on 127.0.0.1:8080 and
+# start the cluster and apply the (idempotent) migrations again. Then ./pollgate on 127.0.0.1:8080 (with
+# the demo page's origin in cors_origins), a static server for web/ on 127.0.0.1:8081, and
 # scripts/simulate.py, which keeps the demo runs and review packs moving. Ctrl-C stops all of it.
 # As root, PostgreSQL runs as the `postgres` user (initdb refuses root).
 set -euo pipefail
@@ -20,6 +22,8 @@ PG_PORT=54329
 HTTP_HOST=127.0.0.1
 HTTP_PORT=8080
 BASE=http://$HTTP_HOST:$HTTP_PORT
+WEB_PORT=8081
+WEB=http://$HTTP_HOST:$WEB_PORT
 DSN="host=127.0.0.1 port=$PG_PORT dbname=pollgate user=postgres"
 GW_BIN=${POLLGATE_BIN:-$ROOT/pollgate} # e.g. POLLGATE_BIN=build/san/pollgate for the sanitizer build
 
@@ -67,6 +71,7 @@ if [ $(( ${#SOCKDIR} + 16 )) -gt 100 ]; then
 fi
 
 SIM_PID=
+WEB_PID=
 GW_PID=
 PG_STARTED=0
 
@@ -76,6 +81,10 @@ cleanup() {
 	if [ -n "$SIM_PID" ] && kill -0 "$SIM_PID" 2>/dev/null; then
 		kill -TERM "$SIM_PID" 2>/dev/null
 		wait "$SIM_PID" 2>/dev/null
+	fi
+	if [ -n "$WEB_PID" ] && kill -0 "$WEB_PID" 2>/dev/null; then
+		kill -TERM "$WEB_PID" 2>/dev/null
+		wait "$WEB_PID" 2>/dev/null
 	fi
 	if [ -n "$GW_PID" ] && kill -0 "$GW_PID" 2>/dev/null; then
 		log "stopping the gateway (pid $GW_PID)"
@@ -104,6 +113,9 @@ trap 'cleanup' EXIT
 
 if port_busy "$HTTP_PORT"; then
 	die "port $HTTP_PORT on 127.0.0.1 is already in use (another pollgate or \`make run\`?); find it with: ss -ltnp 'sport = :$HTTP_PORT'"
+fi
+if port_busy "$WEB_PORT"; then
+	die "port $WEB_PORT on 127.0.0.1 (the demo page) is already in use; find it with: ss -ltnp 'sport = :$WEB_PORT'"
 fi
 
 PG_RUNNING=0
@@ -176,6 +188,8 @@ cat >"$VAR/pollgate.conf" <<EOF
 listen = $HTTP_HOST:$HTTP_PORT
 database = postgresql://postgres@127.0.0.1:$PG_PORT/pollgate
 log_level = info
+# the demo page (web/, served on $WEB) reads answers with credentials
+cors_origins = $WEB http://localhost:$WEB_PORT
 EOF
 
 [ -f "$VAR/pollgate.log" ] && mv -f "$VAR/pollgate.log" "$VAR/pollgate.log.1" # the previous run's, kept once
@@ -205,14 +219,35 @@ if [ $ready -eq 0 ]; then
 	exit 1
 fi
 
-# -- the simulator and the banner
+# -- the demo page, the simulator and the banner
+
+# web/ as it is: the page and pollgate.js are plain files, no build step.
+[ -f "$VAR/web.log" ] && mv -f "$VAR/web.log" "$VAR/web.log.1"
+setsid /usr/bin/python3 -m http.server "$WEB_PORT" --bind "$HTTP_HOST" --directory "$ROOT/web" \
+	>>"$VAR/web.log" 2>&1 </dev/null &
+WEB_PID=$!
+
+# The page follows one run: the active one with the most of its life ahead (run 42 on a fresh cluster).
+RUN_ID=$(psql_db -d pollgate -A -t -c "SELECT id FROM operation_runs WHERE status IN ('queued', 'running')
+	ORDER BY status = 'queued' DESC, id DESC LIMIT 1" 2>/dev/null || true)
+RUN_ID=${RUN_ID:-42}
+PAGE="$WEB/?api=$BASE&token=demo-alice&run=$RUN_ID&tenant=7"
 
 setsid /usr/bin/python3 "$ROOT/scripts/simulate.py" "$DSN" </dev/null &
 SIM_PID=$!
 
+for _ in $(seq 1 50); do
+	curl -fsS -o /dev/null --max-time 1 "$WEB/pollgate.js" 2>/dev/null && break
+	kill -0 "$WEB_PID" 2>/dev/null || die "the static server for web/ exited; see var/web.log"
+	sleep 0.1
+done
+
 cat <<EOF
 
   pollgate is up on $BASE  (PostgreSQL on 127.0.0.1:$PG_PORT, data in var/pg)
+
+  demo page (run $RUN_ID and tenant 7's review pack, live; open it in two tabs too):
+    $PAGE
 
   tokens: demo-alice (tenants 7, 8; review packs)   demo-bob (tenant 7 runs only)   demo-eve (other workspace)
 
