@@ -431,11 +431,34 @@ static int check_origins(const char *value, char *err, size_t errlen)
 	return 0;
 }
 
+static bool needs_quotes(const char *s, size_t n)
+{
+	return n == 0 || is_ws(s[0]) || is_ws(s[n - 1]) || s[0] == '"' || strchr(s, '#') != NULL;
+}
+
+/* Bytes dump_string() writes for s. */
+static size_t dumped_len(const char *s)
+{
+	size_t n = strlen(s), out = n;
+	if (!needs_quotes(s, n)) return n;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '"' || s[i] == '\\') out++;
+	return out + 2;
+}
+
 static int set_string(conf *c, const struct key_def *k, const char *v, char *err, size_t errlen)
 {
 	char *copy;
 
 	if (k->check && k->check(v, err, errlen) != 0) return -1;
+	/* --print-config must give a file that loads again: the value, quoted and escaped as it would be
+	 * written back, must fit one line. */
+	size_t w = strlen(k->name) + 3 + dumped_len(v);
+	if (w > CONF_LINE_MAX) {
+		snprintf(err, errlen, "value of %s is too long (%zu bytes once written back; a line holds at most %d)",
+		         k->name, w, CONF_LINE_MAX);
+		return -1;
+	}
 	copy = strdup(v);
 	if (copy == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -1241,7 +1264,7 @@ void conf_keep_static(conf *fresh, const conf *old, void (*report_fn)(const char
 static void dump_string(const char *s, FILE *out)
 {
 	size_t n = s ? strlen(s) : 0;
-	bool quote = n == 0 || is_ws(s[0]) || is_ws(s[n - 1]) || s[0] == '"' || strchr(s, '#') != NULL;
+	bool quote = needs_quotes(s, n);
 
 	if (!quote) {
 		fputs(s, out);
