@@ -50,7 +50,7 @@ void gw_on_answer_slice(evutil_socket_t fd, short what, void *arg)
 	static const struct timeval now = {0, 0};
 	gw_registry *r = arg;
 	unsigned budget = GW_ANSWER_SLICE;
-	int64_t now_us = gw_wall_us(), now_ms = gw_mono_ms();
+	int64_t now_us = cm_wall_us(), now_ms = cm_mono_ms();
 	gw_sub *s;
 	(void)fd;
 	(void)what;

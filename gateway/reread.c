@@ -102,7 +102,7 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 			w->have = HAVE_MISSING;
 		}
 	}
-	int64_t now = gw_mono_ms();
+	int64_t now = cm_mono_ms();
 	for (s = LIST_FIRST(&w->subs); s; s = next) {
 		next = LIST_NEXT(s, link);
 		if (s->ent == ENT_DENIED || w->have != HAVE_ROW) gw_sub_answer_denied(r, s);
@@ -132,7 +132,7 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 static void read_failed(gw_registry *r, gw_watch *w)
 {
 	gw_sub *s, *next;
-	int64_t now = gw_mono_ms();
+	int64_t now = cm_mono_ms();
 	w->in_flight = false;
 	if (!w->retry_on_up && db_pool_connected(r->pool) == 0) {
 		w->retry_on_up = true;
@@ -277,7 +277,7 @@ static void send_token_batch(gw_registry *r)
 	}
 	b->reg = r;
 	b->kind = GW_KINDS;
-	b->sent_ms = gw_mono_ms();
+	b->sent_ms = cm_mono_ms();
 	db_batch_params_init(&b->params);
 	while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL && b->n < cap) {
 		TAILQ_REMOVE(&r->token_dirty, t, batch_link);
@@ -311,7 +311,7 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 {
 	read_batch *b = calloc(1, sizeof *b);
 	size_t cap = batch_cap(r);
-	int64_t now = gw_mono_ms();
+	int64_t now = cm_mono_ms();
 	int64_t *users = NULL;
 	size_t users_cap = 0;
 	gw_watch *w, *next;

@@ -30,6 +30,7 @@
 #include <event2/listener.h>
 
 #include "auth/auth.h"
+#include "common/clock.h"
 #include "common/hmap.h"
 #include "common/log.h"
 #include "db/listen.h"
@@ -71,13 +72,6 @@ struct gw_server {
 /* The one server of the process, for evhttp_send_error() below, which libevent calls without an argument
  * of ours. */
 static gw_server *the_server;
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- request ids ---- */
 
@@ -129,7 +123,7 @@ static void guard_arm(gw_server *s, struct bufferevent *bev)
 	head_guard *g = malloc(sizeof *g);
 	if (g == NULL) return; /* no guard: evhttp's idle timeout still applies */
 	g->bev = bev;
-	g->since_ms = mono_ms();
+	g->since_ms = cm_mono_ms();
 	bufferevent_incref(bev);
 	(void)cm_hmap_insert(&s->heads, &g->node, bev_hash(bev));
 	TAILQ_INSERT_TAIL(&s->heads_fifo, g, link);
@@ -171,7 +165,7 @@ static bool guard_orphaned(const head_guard *g)
 static void on_heads_tick(evutil_socket_t fd, short what, void *arg)
 {
 	gw_server *s = arg;
-	int64_t now = mono_ms(), limit = s->cfg->header_timeout_ms;
+	int64_t now = cm_mono_ms(), limit = s->cfg->header_timeout_ms;
 	(void)fd;
 	(void)what;
 
@@ -228,7 +222,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 	}
 	evconnlistener_disable(lev);
 	s->front.accept_pauses++;
-	int64_t now = mono_ms();
+	int64_t now = cm_mono_ms();
 	if (s->accept_warned_ms == 0 || now - s->accept_warned_ms >= 10000) {
 		s->accept_warned_ms = now;
 		log_warn("accept paused error=\"%s\" pauses=%" PRIu64 " hint=\"raise the open-file limit or lower "

@@ -13,6 +13,7 @@
 
 #include "auth/cache.h"
 #include "common/hmap.h"
+#include "common/clock.h"
 #include "gateway/watch.h"
 #include "policy/policy.h"
 
@@ -106,9 +107,6 @@ struct gw_registry {
 /* How a sub's pending waiters are decided (see gw_sub_process in watch.c). */
 typedef enum { PS_READ, PS_CACHED, PS_FAILED } ps_mode;
 
-/* Clocks: monotonic milliseconds for ages and timers, wall-clock microseconds for token expiry. */
-int64_t gw_mono_ms(void);
-int64_t gw_wall_us(void);
 
 /* watch.c: lookups, freshness and lifetime. */
 gw_watch *gw_watch_find(gw_registry *r, gw_kind kind, int64_t id);

@@ -36,20 +36,6 @@ const char *gw_kind_name(gw_kind k)
 	return kind_names[k];
 }
 
-int64_t gw_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t gw_wall_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static bool client_matches(const gw_waiter *w, const char *etag);
 
 
@@ -441,7 +427,7 @@ void gw_watch_arm(gw_watch *w, int64_t ms)
 void gw_watch_arm_safety(gw_watch *w, int64_t interval)
 {
 	int64_t grid = interval / 4 < 1000 ? interval / 4 : 1000;
-	int64_t now = gw_mono_ms(), due = now + interval;
+	int64_t now = cm_mono_ms(), due = now + interval;
 	if (grid > 0) due -= due % grid;
 	if (due <= now) due = now + interval;
 	gw_watch_arm(w, due - now);
@@ -465,7 +451,7 @@ static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
 	gw_watch *w = arg;
 	gw_registry *r = w->reg;
 	gw_sub *s, *next;
-	int64_t now = gw_mono_ms();
+	int64_t now = cm_mono_ms();
 	(void)fd;
 	(void)what;
 
@@ -550,7 +536,7 @@ static void decide(gw_registry *r, gw_sub *s, gw_waiter *w)
 		gw_waiter_finish(r, w, 404, NULL);
 		return;
 	}
-	if (t->expires_at_us != AUTH_NEVER && t->expires_at_us <= gw_wall_us()) {
+	if (t->expires_at_us != AUTH_NEVER && t->expires_at_us <= cm_wall_us()) {
 		gw_waiter_finish(r, w, 401, NULL);
 		return;
 	}
@@ -593,7 +579,7 @@ void gw_sub_process(gw_sub *s, ps_mode mode, uint64_t seq)
 		while ((w = TAILQ_FIRST(&s->pending)) != NULL) decide(r, s, w); /* 404 */
 		return;
 	}
-	bool verdict_ok = s->ent == ENT_ENTITLED && (gw_sub_fresh(r, s, gw_mono_ms()) || (mode == PS_READ && s->verdict_seq == seq));
+	bool verdict_ok = s->ent == ENT_ENTITLED && (gw_sub_fresh(r, s, cm_mono_ms()) || (mode == PS_READ && s->verdict_seq == seq));
 	if (mode == PS_READ && (verdict_ok || wt->have == HAVE_MISSING)) {
 		/* decide() takes each waiter off the pending list (answered or held). */
 		while ((w = TAILQ_FIRST(&s->pending)) != NULL) decide(r, s, w);
@@ -624,7 +610,7 @@ static void gw_attach(gw_registry *r, gw_waiter *w);
 void gw_token_resolved(gw_registry *r, auth_token *t, bool failed)
 {
 	auth_wait *aw;
-	int64_t now = gw_mono_ms(), now_us = gw_wall_us();
+	int64_t now = cm_mono_ms(), now_us = cm_wall_us();
 	while ((aw = TAILQ_FIRST(&t->waiting)) != NULL) {
 		gw_waiter *w = (gw_waiter *)(void *)((char *)aw - offsetof(gw_waiter, auth_link));
 		TAILQ_REMOVE(&t->waiting, aw, link);
@@ -659,7 +645,7 @@ void gw_reg_submit(gw_registry *r, gw_waiter *w)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(w->req);
 	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-	int64_t now = gw_mono_ms();
+	int64_t now = cm_mono_ms();
 
 	w->reg = r;
 	w->state = GW_W_NEW;
@@ -675,7 +661,7 @@ void gw_reg_submit(gw_registry *r, gw_waiter *w)
 	}
 	t->users++;
 	w->token = t;
-	if (auth_token_fresh(t, now, gw_wall_us(), r->cfg->auth_cache_ttl_ms)) {
+	if (auth_token_fresh(t, now, cm_wall_us(), r->cfg->auth_cache_ttl_ms)) {
 		gw_attach(r, w);
 		return;
 	}
@@ -700,7 +686,7 @@ void gw_reg_notify(gw_registry *r, gw_kind kind, int64_t id)
 	r->st.notifies[kind]++;
 	if (w == NULL || w->closed) return; /* closed for good: later NOTIFYs are ignored */
 	if (w->n_held || w->n_pending) {
-		if (!w->notified_ms) w->notified_ms = gw_mono_ms();
+		if (!w->notified_ms) w->notified_ms = cm_mono_ms();
 		mark_dirty(w, CAUSE_NOTIFY);
 	} else {
 		w->stale = true; /* a cache nobody waits on: read it when somebody asks */
@@ -821,7 +807,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	gw_registry *r = arg;
 	(void)fd;
 	(void)what;
-	auth_cache_sweep(r->tokens, gw_mono_ms(), r->cfg->auth_cache_ttl_ms);
+	auth_cache_sweep(r->tokens, cm_mono_ms(), r->cfg->auth_cache_ttl_ms);
 }
 
 gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool *pool)
