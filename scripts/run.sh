@@ -252,11 +252,11 @@ cat <<EOF
   tokens: demo-alice (tenants 7, 8; review packs)   demo-bob (tenant 7 runs only)   demo-eve (other workspace)
 
   # a run, held up to 25 s until it changes:
-  curl -si -H 'Authorization: Bearer demo-alice' '$BASE/v1/runs/42?wait=25'
+  curl -si -H 'Authorization: Bearer demo-alice' '$BASE/v1/runs/$RUN_ID?wait=25'
 
   # pass the ETag back: answered when the run moves on (or 304 after 25 s)
-  ETAG=\$(curl -s -o /dev/null -D - -H 'Authorization: Bearer demo-alice' '$BASE/v1/runs/42?wait=0' | tr -d '\\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')
-  curl -si -H 'Authorization: Bearer demo-alice' -H "If-None-Match: \$ETAG" '$BASE/v1/runs/42?wait=25'
+  ETAG=\$(curl -s -o /dev/null -D - -H 'Authorization: Bearer demo-alice' '$BASE/v1/runs/$RUN_ID?wait=0' | tr -d '\\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')
+  curl -si -H 'Authorization: Bearer demo-alice' -H "If-None-Match: \$ETAG" '$BASE/v1/runs/$RUN_ID?wait=25'
 
   # tenant 7's latest review pack (bob gets 404: no review_packs.view)
   curl -si -H 'Authorization: Bearer demo-alice' '$BASE/v1/tenants/7/review-pack?wait=25'
