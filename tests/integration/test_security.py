@@ -239,8 +239,11 @@ def test_a_body_or_transfer_encoding_is_400_and_close(gateway, world):
 def _trickle(host, port, n, every, head, deadline_s, conn):
     """Child process: open `n` connections, tell the parent, then send `head` one byte per `every`
     seconds on each until the gateway closes them (or `deadline_s`). Sends back, per connection, when it
-    was closed (seconds after the last one connected; None if never)."""
-    socks = [socket.create_connection((host, port)) for _ in range(n)]
+    was closed (seconds after that connection was made; None if never)."""
+    socks, connected_at = [], []
+    for _ in range(n):
+        socks.append(socket.create_connection((host, port)))
+        connected_at.append(time.monotonic())
     for s in socks:
         s.setblocking(False)
     started = time.monotonic()
@@ -252,7 +255,7 @@ def _trickle(host, port, n, every, head, deadline_s, conn):
 
     def closed(i):
         if i not in closed_at:
-            closed_at[i] = time.monotonic() - started
+            closed_at[i] = time.monotonic() - connected_at[i]
             sel.unregister(socks[i])
 
     pos, next_send = 0, started
