@@ -13,10 +13,20 @@ configured as the example's comments say. Asserted through nginx under /pollgate
   - nothing else under /pollgate/ reaches the gateway (/pollgate/metrics, /pollgate/healthz are the
     example's JSON 404; a `.php` path does not fall to the site's PHP location), and a gateway that is
     down is a JSON 503 with Retry-After.
+
+examples/laravel: every PHP file parses (php -l), and App\\Support\\PollgateToken, with Laravel's config()
+stubbed, mints an HS256 JWT verified here with the key file's bytes (claims, expiry, aud/iss only when
+configured). That a real gateway accepts such a token is the JWT work's test of examples/php/mint-jwt.php.
+The Alpine glue is tested in tests/browser/unit/livewire-glue.test.js.
 """
 
+import base64
+import hashlib
+import hmac
+import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -206,3 +216,77 @@ def test_location_example_exposes_only_the_resource_routes(gateway, site, world,
     r = get(ngx.url + "/pollgate/v1/runs/42?wait=0", headers=auth())
     assert r.status == 503 and r.headers["Retry-After"] == "2", r
     assert r.json()["error"]["code"] == "unavailable"
+
+
+# --------------------------------------------------------------------------------------------------
+# examples/laravel: the PHP files parse, and PollgateToken mints a JWT the gateway's rules accept
+
+
+LARAVEL = REPO / "examples" / "laravel"
+
+
+def find_php():
+    path = shutil.which("php")
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail("php is not installed, and CI must run the PHP examples (apt-get install php-cli)")
+    pytest.skip("php is not installed (apt-get install php-cli)")
+
+
+def b64url_decode(seg):
+    return base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4))
+
+
+def test_laravel_php_examples_parse():
+    php = find_php()
+    files = sorted(p for p in LARAVEL.rglob("*.php") if not p.name.endswith(".blade.php"))
+    assert len(files) >= 5, files
+    for f in files:
+        r = subprocess.run([php, "-l", str(f)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{f}: {r.stdout}{r.stderr}"
+
+
+MINT = r"""
+namespace { function config($k, $d = null) { global $CONF; return array_key_exists($k, $CONF) ? $CONF[$k] : $d; } }
+namespace {
+    $CONF = json_decode($argv[1], true);
+    require $argv[2];
+    echo App\Support\PollgateToken::mint((int) $argv[3], (int) $argv[4]);
+}
+"""
+
+
+@pytest.mark.parametrize("audience, issuer", [(None, None), ("pollgate", "https://admin.example.com")])
+def test_laravel_token_class_mints_a_short_lived_hs256_jwt(tmp_path, audience, issuer):
+    """App\\Support\\PollgateToken with Laravel's config() stubbed: the token is three base64url segments
+    (no padding), HS256 over the first two with the key file's exact bytes (a trailing newline included),
+    `sub` the user id as decimal digits, exp = now + ttl, and `aud`/`iss` only when configured (the
+    gateway refuses an `aud` it was not told to expect)."""
+    php = find_php()
+    key = tmp_path / "jwt.key"
+    key.write_bytes(b"k" * 40 + b"\n")
+    conf = {"pollgate.jwt_key_file": str(key), "pollgate.audience": audience, "pollgate.issuer": issuer}
+    t0 = int(time.time())
+    r = subprocess.run([php, "-r", MINT, "--", json.dumps(conf), str(LARAVEL / "app/Support/PollgateToken.php"), "42", "120"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    token = r.stdout.strip()
+    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", token), token
+    head, body, sig = token.split(".")
+    assert json.loads(b64url_decode(head)) == {"alg": "HS256", "typ": "JWT"}
+    want = hmac.new(key.read_bytes(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    assert hmac.compare_digest(b64url_decode(sig), want), "signature is not HS256 with the key file's bytes"
+    claims = json.loads(b64url_decode(body))
+    assert claims["sub"] == "42"
+    assert t0 - 2 <= claims["iat"] <= claims["nbf"] <= t0 + 5
+    assert claims["exp"] - claims["iat"] == 120
+    assert claims.get("aud") == audience and claims.get("iss") == issuer
+    if audience is None:
+        assert "aud" not in claims and "iss" not in claims
+
+    # A key file too short to be a secret is refused, not signed with.
+    key.write_bytes(b"short")
+    r = subprocess.run([php, "-r", MINT, "--", json.dumps(conf), str(LARAVEL / "app/Support/PollgateToken.php"), "42", "120"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "at least 32 bytes" in (r.stdout + r.stderr)
