@@ -1,5 +1,5 @@
 /**
- * pollgate.js — the browser client of pollgate's long-poll API (../shared/design/api.md).
+ * pollgate.js — the browser client of pollgate's long-poll API (docs/http-api.md).
  *
  * One dependency-free ES module: `<script type="module">import { watch } from './pollgate.js'</script>`,
  * no build step. Types are in pollgate.d.ts beside it; web/README.md is the guide.
