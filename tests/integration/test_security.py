@@ -9,6 +9,7 @@ import re
 import resource
 import selectors
 import socket
+import struct
 import threading
 import time
 
@@ -505,3 +506,64 @@ def test_every_x_forwarded_for_line_counts_so_a_client_cannot_name_itself(gatewa
     assert split_response(raw)[0] == 200
     line = gw.wait_log(r'rid=xff-two-lines msg="request".*').group(0)
     assert "client=198.51.100.9" in line, line
+
+
+# ---- issue 9: a pipelined byte and a reset must not spin the loop ----
+
+def test_a_pipelined_byte_and_a_reset_free_the_waiter_without_spinning(gateway, world):
+    # A held waiter watches its socket for the client leaving. After one pipelined byte, a reset is
+    # reported by epoll as HUP/ERR (readable and writable), never as a peer close; a watch that only
+    # waits for the close is never called and epoll_wait returns at once for the rest of the hold.
+    gw = gateway(max_waiters_per_principal=1000, max_waiters_per_client=1000)
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+    head = (b"GET /v1/runs/42?wait=50 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice\r\n"
+            b"If-None-Match: " + etag.encode() + b"\r\n\r\n")
+    socks = []
+    try:
+        for _ in range(50):
+            s = socket.create_connection((gw.host, gw.port), timeout=5)
+            s.sendall(head)
+            socks.append(s)
+        wait_for(lambda: gw.metrics().value("pollgate_waiters_held") == 50, timeout=20, what="50 held")
+        for s in socks:
+            s.sendall(b"G")  # the first byte of a pipelined request
+        for s in socks:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()  # RST
+        socks = []
+        pid = gw.proc.pid
+        c0, t0 = cpu_seconds(pid), time.monotonic()
+        time.sleep(2.0)  # measuring CPU over an interval: there is no event to wait for
+        used = cpu_seconds(pid) - c0
+        span = time.monotonic() - t0
+        assert used < 0.3, f"gateway used {used:.2f}s CPU in {span:.2f}s after 50 pipelined resets"
+        wait_for(lambda: gw.metrics().value("pollgate_waiters_held") == 0, timeout=5,
+                 what="the reset waiters freed")
+        assert gw.get("/v1/runs/42?wait=0", token="tok-alice").status == 200
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_request_pipelined_behind_a_held_one_is_answered_after_it_on_time(gateway, world):
+    # Pipelining is legal: the held request keeps its own deadline, then the next one is answered.
+    gw = gateway()
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+    with socket.create_connection((gw.host, gw.port), timeout=20) as s:
+        t0 = time.monotonic()
+        s.sendall(b"GET /v1/runs/42?wait=4 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice\r\n"
+                  b"If-None-Match: " + etag.encode() + b"\r\n\r\n")
+        wait_for(lambda: gw.metrics().value("pollgate_waiters_held") == 1, timeout=10, what="held")
+        time.sleep(2.0)  # the pipelined request must not restart the hold: send it well into it
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            raw += b
+        took = time.monotonic() - t0
+    first, _, second = raw.partition(b"HTTP/1.1 200")
+    assert first.startswith(b"HTTP/1.1 304 "), raw[:300]
+    assert b'{"status":"ok"}' in second, raw[:600]
+    assert 3.5 <= took < 5.5, f"the held request was answered after {took:.2f}s, not at its 4 s deadline"
