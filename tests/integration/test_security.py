@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from helpers import (http, make_demo_world, make_run, make_token, raw_request, revoke_token, run_pollgate, set_run,
-                     wait_for)
+from helpers import (ManyGets, http, make_demo_world, make_run, make_token, raw_request, revoke_token, run_pollgate,
+                     set_run, wait_for)
 
 ADMIN = "https://admin.example.com"
 LOCAL = "http://localhost:3000"
@@ -567,3 +567,69 @@ def test_a_request_pipelined_behind_a_held_one_is_answered_after_it_on_time(gate
     assert first.startswith(b"HTTP/1.1 304 "), raw[:300]
     assert b'{"status":"ok"}' in second, raw[:600]
     assert 3.5 <= took < 5.5, f"the held request was answered after {took:.2f}s, not at its 4 s deadline"
+
+
+# ---- issue 9: /metrics is for the resolved client ----
+
+def test_metrics_allow_checks_the_client_behind_a_trusted_proxy(gateway, world):
+    # The proxy is on loopback, which metrics_allow lists: a client behind it must not inherit that.
+    gw = gateway(trusted_proxies="127.0.0.1/32")
+    r = http("GET", gw.url + "/metrics", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert_json_error(r, 404, "not_found")
+    assert b"pollgate_" not in r.body
+    # Prometheus scraping the gateway directly (no X-Forwarded-For) is the loopback client itself.
+    assert http("GET", gw.url + "/metrics").status == 200
+
+
+def test_metrics_allow_admits_a_listed_client_behind_a_trusted_proxy(gateway, world):
+    # The other way round: the socket peer is not listed, the resolved client is.
+    gw = gateway(trusted_proxies="127.0.0.1/32", metrics_allow="198.51.100.9/32")
+    r = http("GET", gw.url + "/metrics", headers={"X-Forwarded-For": "198.51.100.9"})
+    assert r.status == 200 and b"pollgate_waiters_held" in r.body, r
+    assert_json_error(http("GET", gw.url + "/metrics"), 404, "not_found")
+    assert_json_error(http("GET", gw.url + "/metrics", headers={"X-Forwarded-For": "198.51.100.10"}), 404,
+                      "not_found")
+
+
+# ---- issue 9: IPv6 clients are counted per prefix ----
+
+def free_port6():
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        s.bind(("::1", 0))
+        return s.getsockname()[1]
+
+
+def test_ipv6_clients_in_one_prefix_share_the_per_client_cap(gateway, world):
+    # Clients are simulated through a trusted proxy on [::1] naming them in X-Forwarded-For.
+    gw = gateway(listen=f"[::1]:{free_port6()}", trusted_proxies="::1/128", max_waiters_per_client=2,
+                 max_waiters_per_principal=100)
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+
+    def held():
+        return gw.metrics().value("pollgate_waiters_held")
+
+    def hold(xff, n=1, wait=30):
+        h = {"Authorization": "Bearer tok-alice", "If-None-Match": etag, "X-Forwarded-For": xff}
+        mg = ManyGets([(gw.url + f"/v1/runs/42?wait={wait}", h)] * n, timeout=wait + 20).start()
+        mg.wait_sent()
+        return mg
+
+    def ask(xff):
+        return gw.get("/v1/runs/42?wait=30", token="tok-alice", etag=etag, timeout=10,
+                      headers={"X-Forwarded-For": xff})
+
+    a = hold("2001:db8:1:2::a")
+    b = hold("2001:db8:1:2:ffff:ffff:ffff:fffe")
+    wait_for(lambda: held() == 2, what="2 held from one /64")
+    r = ask("2001:db8:1:2::c")  # a third address of the same /64: the same client, over its cap
+    assert r.status == 429 and r.json()["error"]["code"] == "too_many_waiters", r
+    other = hold("2001:db8:1:3::a", wait=1)  # the next /64 is another client: held, not refused
+    assert other.results()[0].status in (200, 304)  # 200 when the run's poll interval moved meanwhile
+
+    # client_ipv6_prefix = 128 counts every address on its own (and is reloadable).
+    gw.reload(client_ipv6_prefix=128)
+    gw.wait_log(r"config reloaded")
+    c = hold("2001:db8:1:2::c", wait=1)
+    assert c.results()[0].status in (200, 304)
+    gw.stop()  # the drain answers the two still held
+    assert {x.status for x in a.results() + b.results()} <= {200, 304}
