@@ -62,6 +62,7 @@ def refused_with_json_and_closed(gw, data, code="bad_request", status=400):
     assert h.get("connection", "").lower() == "close", raw[:300]
     assert h.get("content-type", "").startswith("application/json"), raw[:300]
     assert h.get("x-request-id")
+    assert h.get("x-content-type-options") == "nosniff", raw[:300]
     import json
     assert json.loads(body)["error"]["code"] == code
     return h, body
@@ -156,6 +157,7 @@ def test_preflight_from_a_listed_origin_is_204_and_looks_nothing_up(gateway, wor
         assert {"authorization", "if-none-match"} <= allowed
         assert h["access-control-max-age"] == "3600"
         assert "origin" in r.headers.get("Vary", "").lower()
+        assert r.headers.get("X-Content-Type-Options") == "nosniff"
     after = gw.metrics().value("pollgate_reread_queries_total") + gw.metrics().value("pollgate_token_lookups_total")
     assert after == before
     # A preflight for a method we do not serve is not granted.
@@ -219,6 +221,7 @@ def test_unparsable_requests_get_the_json_error_shape_and_a_close(gateway, world
     st, h, body = split_response(raw)
     assert 400 <= st < 500, raw[:300]
     assert h.get("content-type", "").startswith("application/json"), raw[:300]
+    assert h.get("x-content-type-options") == "nosniff", raw[:300]
     assert b"<HTML>" not in raw.upper()
     assert gw.get("/healthz").status == 200
 
@@ -233,6 +236,31 @@ def test_a_body_or_transfer_encoding_is_400_and_close(gateway, world):
     # A body too large for the parser to even read is the same refusal.
     refused_with_json_and_closed(gw, b"POST /v1/runs/42 HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"
                                      + b"x" * 1000)
+
+
+@pytest.mark.parametrize("data", [
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+    b"GET /v1/runs/42 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice\r\nContent-Length: 0\r\n"
+    b"content-length: 0\r\n\r\n",
+    b"POST /v1/runs/42 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST /v1/runs/42 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"0\r\n\r\n",
+    b"GET /nowhere HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n0\r\n\r\n",
+], ids=["two-lengths-get", "two-lengths-case", "two-lengths-post", "length-and-chunked-post", "chunked-and-length"])
+def test_ambiguous_body_framing_is_400_and_close(gateway, world, data):
+    # Two Content-Length lines, or one with Transfer-Encoding: a proxy may have framed the body otherwise
+    # (request smuggling). Refused whatever the route or method, before anything else.
+    gw = gateway()
+    h, body = refused_with_json_and_closed(gw, data)
+    assert b"Content-Length" in body
+    assert gw.get("/healthz").status == 200
+
+
+def test_metrics_and_health_answers_say_nosniff(gateway, world):
+    gw = gateway()
+    for path in ("/metrics", "/healthz", "/readyz", "/nowhere"):
+        r = http("GET", gw.url + path)
+        assert r.headers.get("X-Content-Type-Options") == "nosniff", (path, r)
 
 
 # ---- slow clients ----
