@@ -84,20 +84,33 @@ bool conf_addr_key(const struct sockaddr *sa, uint8_t a[16])
 	return false;
 }
 
+bool conf_cidr_match_key(const conf_cidr_list *list, const uint8_t key[16])
+{
+	if (list == NULL) return false;
+	for (size_t i = 0; i < list->n; i++)
+		if (cidr_contains(&list->items[i], key)) return true;
+	return false;
+}
+
 bool conf_cidr_match(const conf_cidr_list *list, const struct sockaddr *sa)
 {
 	uint8_t a[16];
 
 	if (list == NULL || !conf_addr_key(sa, a)) return false;
-	for (size_t i = 0; i < list->n; i++)
-		if (cidr_contains(&list->items[i], a)) return true;
-	return false;
+	return conf_cidr_match_key(list, a);
 }
 
 static bool is_v4_mapped(const uint8_t a[16])
 {
 	static const uint8_t pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	return memcmp(a, pfx, sizeof pfx) == 0;
+}
+
+void conf_client_key_prefix(uint8_t key[16], int v6_prefix)
+{
+	if (is_v4_mapped(key)) return;
+	if (v6_prefix < 0) v6_prefix = 0;
+	for (int bit = v6_prefix; bit < 128; bit++) key[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
 }
 
 void conf_cidr_format(const conf_cidr *b, char *buf, size_t len)

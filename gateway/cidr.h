@@ -33,6 +33,14 @@ int conf_cidr_parse(const char *s, conf_cidr *out) __attribute__((warn_unused_re
 /* Does any block of `list` contain the address? (false for families other than IPv4/IPv6.) */
 bool conf_cidr_match(const conf_cidr_list *list, const struct sockaddr *sa);
 
+/* Does any block of `list` contain the address with this 16-byte key (as conf_addr_key makes)? */
+bool conf_cidr_match_key(const conf_cidr_list *list, const uint8_t key[16]);
+
+/* The key that counts a client for the per-client cap: an IPv6 address (not IPv4-mapped) keeps only its
+ * first `v6_prefix` bits (32..128; a host is given a whole /64, so its /128s are one client); an IPv4
+ * key is left whole. */
+void conf_client_key_prefix(uint8_t key[16], int v6_prefix);
+
 /* "10.0.0.0/8" or "::1/128": the block as it would be written. */
 void conf_cidr_format(const conf_cidr *b, char *buf, size_t len);
 

@@ -135,6 +135,8 @@ static const struct key_def keys[] = {
 	    "held requests of one user; past it 429, so one user cannot starve the rest"),
 	INT("max_waiters_per_client", max_waiters_per_client, "256", 1, 1000000, K_RELOAD,
 	    "held requests of one client address; past it 429; higher than per user for shared NATs"),
+	INT("client_ipv6_prefix", client_ipv6_prefix, "64", 32, 128, K_RELOAD,
+	    "IPv6 clients are counted per this many leading bits (one /64 is one client: a host has all of it)"),
 	KEY("log_level", T_LOG_LEVEL, log_level, 0, "info", 0, 0, K_RELOAD, NULL,
 	    "error, warn, info or debug; debug logs every request"),
 	KEY("log_format", T_LOG_FORMAT, log_format, 0, "logfmt", 0, 0, K_RELOAD, NULL,

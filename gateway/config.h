@@ -56,6 +56,7 @@ typedef struct conf {
 	int64_t max_waiters;
 	int64_t max_waiters_per_principal;
 	int64_t max_waiters_per_client;
+	int64_t client_ipv6_prefix; /* bits of an IPv6 client address that name one client for the cap */
 
 	int log_level;  /* cm_log_level */
 	int log_format; /* cm_log_format */

@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -26,6 +28,17 @@ bool gw_http_rid_acceptable(const char *v)
 			return false;
 	}
 	return n > 0 && n < 40;
+}
+
+bool gw_http_framing_ambiguous(const struct evkeyvalq *headers)
+{
+	const struct evkeyval *kv;
+	int lengths = 0, codings = 0;
+	TAILQ_FOREACH (kv, headers, next) {
+		if (strcasecmp(kv->key, "Content-Length") == 0) lengths++;
+		else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) codings++;
+	}
+	return lengths > 1 || (lengths > 0 && codings > 0);
 }
 
 const int gw_http_status_codes[GW_NSTATUS] = {200, 204, 304, 400, 401, 404, 405, 429, 503, 0};
@@ -222,6 +235,7 @@ void gw_http_preflight(struct evhttp_request *req, const char *rid)
 	evhttp_add_header(h, "Access-Control-Allow-Headers", "Authorization, If-None-Match, Prefer, X-Request-Id");
 	evhttp_add_header(h, "Access-Control-Max-Age", cors_max_age);
 	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	if (rid) evhttp_add_header(h, "X-Request-Id", rid);
 	evhttp_send_reply(req, 204, "No Content", NULL);
 }
@@ -245,6 +259,7 @@ void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const 
 	}
 	add_cors(req, h, "Origin");
 	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff"); /* a browser never reads a body as HTML */
 	if (rid) evhttp_add_header(h, "X-Request-Id", rid);
 	if (etag) evhttp_add_header(h, "ETag", etag);
 	if (flags & GW_REPLY_CLOSE) evhttp_add_header(h, "Connection", "close");

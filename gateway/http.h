@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct evhttp_request;
+struct evkeyvalq;
 
 typedef enum {
 	GW_ROUTE_NONE = 0,
@@ -42,6 +43,11 @@ bool gw_http_prefer_wait(const char *prefer, int64_t *seconds);
 /* If-None-Match against the current strong ETag (quoted): true when the list holds it (weak comparison,
  * as RFC 9110 asks for If-None-Match) or is "*". */
 bool gw_http_inm_matches(const char *inm, const char *etag);
+
+/* Is the framing of the request's body ambiguous: more than one Content-Length line, or Content-Length
+ * together with Transfer-Encoding (RFC 9112 6.3)? A proxy in front may have framed it differently, so
+ * such a request is refused with 400 and the connection closed (request smuggling). */
+bool gw_http_framing_ambiguous(const struct evkeyvalq *headers);
 
 /* A client-supplied X-Request-Id we may adopt: 1..39 characters of [A-Za-z0-9._:-]. */
 bool gw_http_rid_acceptable(const char *v);

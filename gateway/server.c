@@ -311,6 +311,7 @@ static void serve_metrics(gw_server *s, struct evhttp_request *req, const char *
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "X-Request-Id", rid);
 	count(s, GW_ROUTE_METRICS, 200);
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
@@ -392,6 +393,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 	gw_route route = gw_http_route(path, &id);
 	rlog_debug(rid, "request method=%s path=\"%s\" client=%s", method_name(method), path ? path : "", client_text);
+	if (gw_http_framing_ambiguous(in)) {
+		reply_error(s, req, route, rid, GW_ERR_BAD_REQUEST,
+		            "Content-Length must appear once and never with Transfer-Encoding.", GW_REPLY_CLOSE);
+		return;
+	}
 	if (route == GW_ROUTE_NONE) {
 		reply_error(s, req, route, rid, GW_ERR_NOT_FOUND, NULL, 0);
 		return;
@@ -423,7 +429,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 		else reply_error(s, req, route, rid, GW_ERR_UNAVAILABLE, "The database or its LISTEN session is not up.", 0);
 		return;
 	case GW_ROUTE_METRICS:
-		if (peer && conf_cidr_match(&c->metrics_allow, peer)) serve_metrics(s, req, rid);
+		/* The resolved client, not the socket peer: through a trusted proxy every peer is the proxy. */
+		if (peer && conf_cidr_match_key(&c->metrics_allow, client_key)) serve_metrics(s, req, rid);
 		else reply_error(s, req, route, rid, GW_ERR_NOT_FOUND, NULL, 0);
 		return;
 	default: break;
@@ -475,6 +482,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	w->kind = route == GW_ROUTE_RUN ? GW_RUN : GW_PACK;
 	w->id = id;
 	memcpy(w->client_addr, client_key, 16);
+	conf_client_key_prefix(w->client_addr, (int)c->client_ipv6_prefix);
 	memcpy(w->rid, rid, sizeof w->rid);
 	if (CM_LOG_ENABLED(CM_LOG_DEBUG)) {
 		char tp[13];

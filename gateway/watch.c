@@ -15,10 +15,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -208,16 +211,33 @@ static void waiter_gone(gw_registry *r, gw_waiter *w)
 
 static void on_waiter_event(evutil_socket_t fd, short what, void *arg);
 
-/* Watch the socket of a waiter: EV_CLOSED catches a FIN (EPOLLRDHUP), but libevent reports a reset
- * (EPOLLHUP/EPOLLERR) as readable, so EV_READ is watched too and a peek tells the two apart. */
-static void waiter_watch(gw_registry *r, gw_waiter *w, short events, const struct timeval *tv)
+/* Has the connection under unread (pipelined) bytes been reset or closed by the peer? A peek cannot say:
+ * the kernel hands out queued bytes before it reports a reset. */
+static bool socket_dead(evutil_socket_t fd)
 {
-	evutil_socket_t fd = event_get_fd(&w->ev);
-	event_del(&w->ev);
-	event_assign(&w->ev, r->base, fd, events, on_waiter_event, w);
-	event_add(&w->ev, tv);
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	int err = 0;
+	socklen_t elen = sizeof err;
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && len >= sizeof ti.tcpi_state &&
+	    ti.tcpi_state != TCP_ESTABLISHED)
+		return true;
+	return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0;
 }
 
+/* Bytes a client may pipeline behind a held request before it is dropped: the next request's head. */
+static size_t pipelined_max(const gw_registry *r)
+{
+	return (size_t)r->cfg->max_header_size;
+}
+
+/* The waiter's socket: EV_CLOSED catches a FIN (EPOLLRDHUP) and EV_READ the rest. epoll reports a reset
+ * (EPOLLHUP/EPOLLERR) as readable and writable, never as a close, and keeps reporting it (level-
+ * triggered) until the socket is closed; so every readable event must end in freeing the waiter or in
+ * an empty receive queue, or the loop spins. Bytes of a pipelined request are moved into evhttp's own
+ * input buffer (evhttp reads on from there after our answer), so the socket is again quiet until
+ * something new happens on it; a reset behind them is found through the TCP state. */
 static void on_waiter_event(evutil_socket_t fd, short what, void *arg)
 {
 	gw_waiter *w = arg;
@@ -234,15 +254,26 @@ static void on_waiter_event(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		if (n > 0) {
-			/* A pipelined request while this one waits: stop watching for reads (it would spin), keep
-			 * the close watch and the deadline. evhttp reads it after our answer. */
-			struct timeval deadline, now, left = {0, 0};
-			bool timed = event_pending(&w->ev, EV_TIMEOUT, &deadline) != 0;
-			if (timed) {
-				evutil_gettimeofday(&now, NULL);
-				if (evutil_timercmp(&deadline, &now, >)) evutil_timersub(&deadline, &now, &left);
+			struct evbuffer *in = bufferevent_get_input(
+			    evhttp_connection_get_bufferevent(evhttp_request_get_connection(w->req)));
+			/* The input buffer's end is frozen: bufferevent_socket thaws it only around its own reads. */
+			int got = -1;
+			if (!socket_dead(fd) && evbuffer_unfreeze(in, 0) == 0) {
+				got = evbuffer_read(in, fd, -1);
+				evbuffer_freeze(in, 0);
 			}
-			waiter_watch(r, w, EV_CLOSED, timed ? &left : NULL);
+			if (got <= 0 || evbuffer_get_length(in) > pipelined_max(r)) {
+				rlog_debug(w->rid, "client left: a reset behind pipelined bytes, or too many pipelined bytes");
+				waiter_gone(r, w);
+				return;
+			}
+		}
+		/* libevent restarted the hold's timeout at this event (EV_PERSIST): put the deadline back. */
+		if (w->hold_until_ms > 0) {
+			int64_t left = w->hold_until_ms - cm_mono_ms();
+			if (left < 0) left = 0;
+			struct timeval tv = {left / 1000, (left % 1000) * 1000};
+			event_add(&w->ev, &tv);
 		}
 		return;
 	}
@@ -521,6 +552,7 @@ static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
 	TAILQ_INSERT_TAIL(&s->held, w, link);
 	s->w->n_held++;
 	r->st.held[w->kind]++;
+	w->hold_until_ms = cm_mono_ms() + w->wait_ms;
 	event_add(&w->ev, hold_tv(r, w->wait_ms, &tmp));
 	/* A held resource is re-read at least once per interval: make sure its timer runs. */
 	if (!evtimer_pending(&s->w->timer, NULL) && !s->w->closed) gw_watch_arm_safety(s->w, s->w->view.interval_ms);

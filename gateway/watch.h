@@ -66,6 +66,7 @@ typedef struct gw_waiter {
 	bool has_since;
 	bool since_junk; /* ?since= too long to be one of ours: matches nothing */
 	int64_t wait_ms;
+	int64_t hold_until_ms; /* monotonic deadline of the hold once held (cm_mono_ms), else 0 */
 	uint8_t client_addr[16]; /* resolved client address (IPv4 mapped) for the per-client cap */
 	char rid[40];
 	uint8_t token_hash[32];

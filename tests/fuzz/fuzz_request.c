@@ -275,6 +275,48 @@ static void key_of_text(const char *text, uint8_t key[16])
 	CHECK(inet_pton(AF_INET6, text, key) == 1); /* the text is a valid address */
 }
 
+/* The per-client cap's key (client_ipv6_prefix): an IPv4 client whole; an IPv6 one cut to its prefix,
+ * which it still starts with, and cutting again changes nothing. */
+static void check_cap_key(const uint8_t key[16], const char *text)
+{
+	static const int prefixes[] = {32, 33, 48, 56, 63, 64, 65, 100, 127, 128};
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	bool v4 = memcmp(key, mapped, 12) == 0;
+	(void)text;
+	for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+		int p = prefixes[i];
+		uint8_t k[16], again[16];
+		memcpy(k, key, 16);
+		conf_client_key_prefix(k, p);
+		if (v4) {
+			CHECK(memcmp(k, key, 16) == 0);
+			continue;
+		}
+		for (int bit = 0; bit < 128; bit++) {
+			int want = bit < p ? (key[bit / 8] >> (7 - bit % 8)) & 1 : 0;
+			CHECK(((k[bit / 8] >> (7 - bit % 8)) & 1) == want);
+		}
+		memcpy(again, k, 16);
+		conf_client_key_prefix(again, p);
+		CHECK(memcmp(again, k, 16) == 0);
+	}
+}
+
+/* Body framing: ambiguous exactly when Content-Length is there twice, or with Transfer-Encoding. Counted
+ * here by removing lines one at a time with evhttp's own (case-insensitive) lookup. */
+static void check_framing(const struct evkeyvalq *headers)
+{
+	struct evkeyvalq copy;
+	const struct evkeyval *kv;
+	int lengths = 0, codings = 0;
+	TAILQ_INIT(&copy);
+	TAILQ_FOREACH (kv, headers, next) CHECK(evhttp_add_header(&copy, kv->key, kv->value) == 0);
+	while (evhttp_remove_header(&copy, "Content-Length") == 0) lengths++;
+	while (evhttp_remove_header(&copy, "Transfer-Encoding") == 0) codings++;
+	evhttp_clear_headers(&copy);
+	CHECK(gw_http_framing_ambiguous(headers) == (lengths >= 2 || (lengths >= 1 && codings >= 1)));
+}
+
 static void check_client(const struct sockaddr *peer, const char *xff)
 {
 	uint8_t key[16], want[16], peer_key[16];
@@ -293,6 +335,8 @@ static void check_client(const struct sockaddr *peer, const char *xff)
 	CHECK(memcmp(key, want, 16) == 0); /* key and text name the same address */
 	CHECK(conf_addr_key(peer, peer_key));
 	if (!conf_cidr_match(&trusted, peer) || xff == NULL) CHECK(memcmp(key, peer_key, 16) == 0);
+	CHECK(conf_cidr_match_key(&trusted, peer_key) == conf_cidr_match(&trusted, peer)); /* /metrics' check */
+	check_cap_key(key, text);
 }
 
 /* conf_cidr_parse on hostile text; a block that parses formats to text that parses to the same block. */
@@ -401,6 +445,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_route(target);
 	}
 
+	check_framing(&headers);
 	const char *given = evhttp_find_header(&headers, "X-Request-Id");
 	if (given) check_rid(given, peer);
 	const char *xff = evhttp_find_header(&headers, "X-Forwarded-For");

@@ -9,13 +9,14 @@ import re
 import resource
 import selectors
 import socket
+import struct
 import threading
 import time
 
 import pytest
 
-from helpers import (http, make_demo_world, make_run, make_token, raw_request, revoke_token, run_pollgate, set_run,
-                     wait_for)
+from helpers import (ManyGets, http, make_demo_world, make_run, make_token, raw_request, revoke_token, run_pollgate,
+                     set_run, wait_for)
 
 ADMIN = "https://admin.example.com"
 LOCAL = "http://localhost:3000"
@@ -61,6 +62,7 @@ def refused_with_json_and_closed(gw, data, code="bad_request", status=400):
     assert h.get("connection", "").lower() == "close", raw[:300]
     assert h.get("content-type", "").startswith("application/json"), raw[:300]
     assert h.get("x-request-id")
+    assert h.get("x-content-type-options") == "nosniff", raw[:300]
     import json
     assert json.loads(body)["error"]["code"] == code
     return h, body
@@ -155,6 +157,7 @@ def test_preflight_from_a_listed_origin_is_204_and_looks_nothing_up(gateway, wor
         assert {"authorization", "if-none-match"} <= allowed
         assert h["access-control-max-age"] == "3600"
         assert "origin" in r.headers.get("Vary", "").lower()
+        assert r.headers.get("X-Content-Type-Options") == "nosniff"
     after = gw.metrics().value("pollgate_reread_queries_total") + gw.metrics().value("pollgate_token_lookups_total")
     assert after == before
     # A preflight for a method we do not serve is not granted.
@@ -218,6 +221,7 @@ def test_unparsable_requests_get_the_json_error_shape_and_a_close(gateway, world
     st, h, body = split_response(raw)
     assert 400 <= st < 500, raw[:300]
     assert h.get("content-type", "").startswith("application/json"), raw[:300]
+    assert h.get("x-content-type-options") == "nosniff", raw[:300]
     assert b"<HTML>" not in raw.upper()
     assert gw.get("/healthz").status == 200
 
@@ -232,6 +236,31 @@ def test_a_body_or_transfer_encoding_is_400_and_close(gateway, world):
     # A body too large for the parser to even read is the same refusal.
     refused_with_json_and_closed(gw, b"POST /v1/runs/42 HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n"
                                      + b"x" * 1000)
+
+
+@pytest.mark.parametrize("data", [
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+    b"GET /v1/runs/42 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice\r\nContent-Length: 0\r\n"
+    b"content-length: 0\r\n\r\n",
+    b"POST /v1/runs/42 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST /v1/runs/42 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"0\r\n\r\n",
+    b"GET /nowhere HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n0\r\n\r\n",
+], ids=["two-lengths-get", "two-lengths-case", "two-lengths-post", "length-and-chunked-post", "chunked-and-length"])
+def test_ambiguous_body_framing_is_400_and_close(gateway, world, data):
+    # Two Content-Length lines, or one with Transfer-Encoding: a proxy may have framed the body otherwise
+    # (request smuggling). Refused whatever the route or method, before anything else.
+    # (evhttp refuses Transfer-Encoding with Content-Length itself, through the same JSON answer.)
+    gw = gateway()
+    refused_with_json_and_closed(gw, data)
+    assert gw.get("/healthz").status == 200
+
+
+def test_metrics_and_health_answers_say_nosniff(gateway, world):
+    gw = gateway()
+    for path in ("/metrics", "/healthz", "/readyz", "/nowhere"):
+        r = http("GET", gw.url + path)
+        assert r.headers.get("X-Content-Type-Options") == "nosniff", (path, r)
 
 
 # ---- slow clients ----
@@ -505,3 +534,130 @@ def test_every_x_forwarded_for_line_counts_so_a_client_cannot_name_itself(gatewa
     assert split_response(raw)[0] == 200
     line = gw.wait_log(r'rid=xff-two-lines msg="request".*').group(0)
     assert "client=198.51.100.9" in line, line
+
+
+# ---- issue 9: a pipelined byte and a reset must not spin the loop ----
+
+def test_a_pipelined_byte_and_a_reset_free_the_waiter_without_spinning(gateway, world):
+    # A held waiter watches its socket for the client leaving. After one pipelined byte, a reset is
+    # reported by epoll as HUP/ERR (readable and writable), never as a peer close; a watch that only
+    # waits for the close is never called and epoll_wait returns at once for the rest of the hold.
+    gw = gateway(max_waiters_per_principal=1000, max_waiters_per_client=1000)
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+    head = (b"GET /v1/runs/42?wait=50 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice\r\n"
+            b"If-None-Match: " + etag.encode() + b"\r\n\r\n")
+    socks = []
+    try:
+        for _ in range(50):
+            s = socket.create_connection((gw.host, gw.port), timeout=5)
+            s.sendall(head)
+            socks.append(s)
+        wait_for(lambda: gw.metrics().value("pollgate_waiters_held") == 50, timeout=20, what="50 held")
+        for s in socks:
+            s.sendall(b"G")  # the first byte of a pipelined request
+        for s in socks:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()  # RST
+        socks = []
+        pid = gw.proc.pid
+        c0, t0 = cpu_seconds(pid), time.monotonic()
+        time.sleep(2.0)  # measuring CPU over an interval: there is no event to wait for
+        used = cpu_seconds(pid) - c0
+        span = time.monotonic() - t0
+        assert used < 0.3, f"gateway used {used:.2f}s CPU in {span:.2f}s after 50 pipelined resets"
+        wait_for(lambda: gw.metrics().value("pollgate_waiters_held") == 0, timeout=5,
+                 what="the reset waiters freed")
+        assert gw.get("/v1/runs/42?wait=0", token="tok-alice").status == 200
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_request_pipelined_behind_a_held_one_is_answered_after_it_on_time(gateway, world):
+    # Pipelining is legal: the held request keeps its own deadline, then the next one is answered.
+    gw = gateway()
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+    with socket.create_connection((gw.host, gw.port), timeout=20) as s:
+        t0 = time.monotonic()
+        s.sendall(b"GET /v1/runs/42?wait=4 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-alice\r\n"
+                  b"If-None-Match: " + etag.encode() + b"\r\n\r\n")
+        wait_for(lambda: gw.metrics().value("pollgate_waiters_held") == 1, timeout=10, what="held")
+        time.sleep(2.0)  # the pipelined request must not restart the hold: send it well into it
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            raw += b
+        took = time.monotonic() - t0
+    first, _, second = raw.partition(b"HTTP/1.1 200")
+    assert first.startswith(b"HTTP/1.1 304 "), raw[:300]
+    assert b'{"status":"ok"}' in second, raw[:600]
+    assert 3.5 <= took < 5.5, f"the held request was answered after {took:.2f}s, not at its 4 s deadline"
+
+
+# ---- issue 9: /metrics is for the resolved client ----
+
+def test_metrics_allow_checks_the_client_behind_a_trusted_proxy(gateway, world):
+    # The proxy is on loopback, which metrics_allow lists: a client behind it must not inherit that.
+    gw = gateway(trusted_proxies="127.0.0.1/32")
+    r = http("GET", gw.url + "/metrics", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert_json_error(r, 404, "not_found")
+    assert b"pollgate_" not in r.body
+    # Prometheus scraping the gateway directly (no X-Forwarded-For) is the loopback client itself.
+    assert http("GET", gw.url + "/metrics").status == 200
+
+
+def test_metrics_allow_admits_a_listed_client_behind_a_trusted_proxy(gateway, world):
+    # The other way round: the socket peer is not listed, the resolved client is.
+    gw = gateway(trusted_proxies="127.0.0.1/32", metrics_allow="198.51.100.9/32")
+    r = http("GET", gw.url + "/metrics", headers={"X-Forwarded-For": "198.51.100.9"})
+    assert r.status == 200 and b"pollgate_waiters_held" in r.body, r
+    assert_json_error(http("GET", gw.url + "/metrics"), 404, "not_found")
+    assert_json_error(http("GET", gw.url + "/metrics", headers={"X-Forwarded-For": "198.51.100.10"}), 404,
+                      "not_found")
+
+
+# ---- issue 9: IPv6 clients are counted per prefix ----
+
+def free_port6():
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        s.bind(("::1", 0))
+        return s.getsockname()[1]
+
+
+def test_ipv6_clients_in_one_prefix_share_the_per_client_cap(gateway, world):
+    # Clients are simulated through a trusted proxy on [::1] naming them in X-Forwarded-For.
+    gw = gateway(listen=f"[::1]:{free_port6()}", trusted_proxies="::1/128", max_waiters_per_client=2,
+                 max_waiters_per_principal=100)
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+
+    def held():
+        return gw.metrics().value("pollgate_waiters_held")
+
+    def hold(xff, n=1, wait=30):
+        h = {"Authorization": "Bearer tok-alice", "If-None-Match": etag, "X-Forwarded-For": xff}
+        mg = ManyGets([(gw.url + f"/v1/runs/42?wait={wait}", h)] * n, timeout=wait + 20).start()
+        mg.wait_sent()
+        return mg
+
+    def ask(xff):
+        return gw.get("/v1/runs/42?wait=30", token="tok-alice", etag=etag, timeout=10,
+                      headers={"X-Forwarded-For": xff})
+
+    a = hold("2001:db8:1:2::a")
+    b = hold("2001:db8:1:2:ffff:ffff:ffff:fffe")
+    wait_for(lambda: held() == 2, what="2 held from one /64")
+    r = ask("2001:db8:1:2::c")  # a third address of the same /64: the same client, over its cap
+    assert r.status == 429 and r.json()["error"]["code"] == "too_many_waiters", r
+    other = hold("2001:db8:1:3::a", wait=1)  # the next /64 is another client: held, not refused
+    assert other.results()[0].status in (200, 304)  # 200 when the run's poll interval moved meanwhile
+
+    # client_ipv6_prefix = 128 counts every address on its own (and is reloadable).
+    gw.reload(client_ipv6_prefix=128)
+    gw.wait_log(r"config reloaded")
+    c = hold("2001:db8:1:2::c", wait=1)
+    assert c.results()[0].status in (200, 304)
+    gw.stop()  # the drain answers the two still held
+    assert {x.status for x in a.results() + b.results()} <= {200, 304}

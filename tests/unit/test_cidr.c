@@ -109,11 +109,65 @@ static void test_a_junk_hop_stops_the_walk_at_the_last_good_hop(void **state)
 	run_cases(cases, NELEM(cases));
 }
 
+/* The per-client cap's key: an IPv6 client is its first `prefix` bits; IPv4 (mapped) stays whole. */
+static void test_ipv6_clients_are_keyed_on_their_prefix(void **state)
+{
+	static const struct {
+		const char *addr;
+		int prefix;
+		const char *want; /* the key, as an address */
+	} cases[] = {
+		{"2001:db8:1:2:3:4:5:6", 64, "2001:db8:1:2::"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", 64, "2001:db8:1:2::"},
+		{"2001:db8:1:2:3:4:5:6", 128, "2001:db8:1:2:3:4:5:6"},
+		{"2001:db8:1:2:3:4:5:6", 48, "2001:db8:1::"},
+		{"2001:db8:1:2:3:4:5:6", 56, "2001:db8:1::"},
+		{"2001:db8:1:2ff:3:4:5:6", 56, "2001:db8:1:200::"},
+		{"2001:db8:ffff:ffff::1", 33, "2001:db8:8000::"},
+		{"2001:db8:ffff:ffff::1", 32, "2001:db8::"},
+		{"2001:db8::7", 127, "2001:db8::6"},
+		{"::1", 64, "::"},
+		{"203.0.113.7", 64, "203.0.113.7"},       /* IPv4: the whole address */
+		{"::ffff:203.0.113.7", 32, "203.0.113.7"}, /* v4-mapped is IPv4 */
+	};
+	(void)state;
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		struct sockaddr_storage ss, ws;
+		uint8_t key[16], want[16];
+		assert_true(conf_addr_key(addr(cases[i].addr, &ss), key));
+		assert_true(conf_addr_key(addr(cases[i].want, &ws), want));
+		conf_client_key_prefix(key, cases[i].prefix);
+		if (memcmp(key, want, 16) != 0) {
+			char got[INET6_ADDRSTRLEN];
+			inet_ntop(AF_INET6, key, got, sizeof got);
+			fail_msg("%s keyed on /%d: %s, want %s", cases[i].addr, cases[i].prefix, got, cases[i].want);
+		}
+	}
+}
+
+/* metrics_allow is matched on the resolved client's key. */
+static void test_match_key_is_match_on_the_address(void **state)
+{
+	static const char *const addrs[] = {"127.0.0.1", "10.9.9.9", "203.0.113.7", "::1", "::2", "::ffff:10.0.0.1"};
+	(void)state;
+	for (size_t i = 0; i < NELEM(addrs); i++) {
+		struct sockaddr_storage ss;
+		uint8_t key[16];
+		const struct sockaddr *sa = addr(addrs[i], &ss);
+		assert_true(conf_addr_key(sa, key));
+		if (conf_cidr_match_key(&trusted, key) != conf_cidr_match(&trusted, sa)) fail_msg("%s", addrs[i]);
+	}
+	uint8_t zero[16] = {0};
+	assert_false(conf_cidr_match_key(NULL, zero));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_client_is_the_peer_unless_a_trusted_proxy_forwards),
 		cmocka_unit_test(test_a_junk_hop_stops_the_walk_at_the_last_good_hop),
+		cmocka_unit_test(test_ipv6_clients_are_keyed_on_their_prefix),
+		cmocka_unit_test(test_match_key_is_match_on_the_address),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -130,6 +130,7 @@ static void test_defaults_are_the_documented_values(void **state)
 	assert_int_equal(c->max_waiters, 100000);
 	assert_int_equal(c->max_waiters_per_principal, 64);
 	assert_int_equal(c->max_waiters_per_client, 256);
+	assert_int_equal(c->client_ipv6_prefix, 64);
 	assert_int_equal(c->log_level, CM_LOG_INFO);
 	assert_int_equal(c->log_format, CM_LOG_LOGFMT);
 	assert_string_equal(c->log_file, "");
@@ -1017,7 +1018,7 @@ static void test_random_input_never_crashes_or_leaks(void **state)
 	                                   "metrics_allow", "trusted_proxies", "auth_cookie", "log_level",
 	                                   "run_poll_schedule", "run_outcome_states", "run_active_statuses",
 	                                   "run_completed_status", "pack_terminal_statuses", "retry_after",
-	                                   "db_pool_size", "max_wiat", ""};
+	                                   "db_pool_size", "client_ipv6_prefix", "max_wiat", ""};
 	static const char *const bits[] = {"5s", "\"", "#", " ", ",", "=", "\\", "[", "]", ":", "/", "::", "1.2.3.4",
 	                                   "99999999999999999999", "ms", "*", "-", "\r", "\t", "0", "ffff", "\xff",
 	                                   "queued", "a=b", "10s:1s"};
@@ -1106,9 +1107,35 @@ static void test_lowering_only_max_wait_takes_the_default_wait_with_it(void **st
 	assert_int_equal(n, 1);
 }
 
+/* client_ipv6_prefix: 32..128 bits, a whole number; anything else names the key and the value. */
+static void test_client_ipv6_prefix_bounds(void **state)
+{
+	static const char *const good[] = {"32", "48", "64", "128"};
+	static const char *const bad[] = {"31", "129", "0", "-64", "64bits", "/64", ""};
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		char text[64];
+		snprintf(text, sizeof text, "client_ipv6_prefix = %s\n", good[i]);
+		conf *c = load_ok(text);
+		assert_int_equal(c->client_ipv6_prefix, atoi(good[i]));
+		conf_free(c);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char text[64], *errs = NULL;
+		int n = -1;
+		snprintf(text, sizeof text, "\nclient_ipv6_prefix = %s\n", bad[i]);
+		conf *c = load(text, &n, &errs);
+		if (c != NULL || n != 1 || strncmp(errs, "t:2: ", 5) != 0 || strstr(errs, "client_ipv6_prefix") == NULL ||
+		    (bad[i][0] && strstr(errs, bad[i]) == NULL && strstr(errs, "32") == NULL))
+			fail_msg("client_ipv6_prefix = %s: %d errors: %s", bad[i], n, errs ? errs : "");
+		free(errs);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_client_ipv6_prefix_bounds),
 		cmocka_unit_test(test_lowering_only_max_wait_takes_the_default_wait_with_it),
 		cmocka_unit_test(test_conf_free_null_is_a_noop),
 		cmocka_unit_test(test_defaults_are_the_documented_values),

@@ -20,6 +20,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sys/queue.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
 #include "gateway/http.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -478,9 +483,49 @@ static void test_status_index_gives_each_counted_code_its_slot_and_the_rest_othe
 	assert_int_equal(gw_http_status_codes[GW_NSTATUS - 1], 0);
 }
 
+/* ---- body framing ---- */
+
+static void test_two_lengths_or_a_length_with_a_coding_is_ambiguous(void **state)
+{
+	static const struct {
+		const char *lines; /* "Name: value" lines separated by '|' */
+		bool ambiguous;
+	} cases[] = {
+		{"", false},
+		{"Host: x", false},
+		{"Content-Length: 0", false},
+		{"Transfer-Encoding: chunked", false}, /* refused elsewhere for a GET; framing itself is clear */
+		{"Content-Length: 0|Content-Length: 0", true},
+		{"Content-Length: 5|content-length: 5", true},
+		{"CONTENT-LENGTH: 1|Host: x|Content-Length: 2", true},
+		{"Content-Length: 0|Transfer-Encoding: chunked", true},
+		{"transfer-encoding: chunked|Content-Length: 3", true},
+		{"Transfer-Encoding: chunked|Transfer-Encoding: gzip", false},
+		{"Content-Lengths: 1|Content-Length: 2", false},
+		{"X-Content-Length: 1|Content-Length: 2", false},
+	};
+	(void)state;
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		struct evkeyvalq h;
+		char buf[200];
+		TAILQ_INIT(&h);
+		snprintf(buf, sizeof buf, "%s", cases[i].lines);
+		for (char *line = strtok(buf, "|"); line; line = strtok(NULL, "|")) {
+			char *colon = strchr(line, ':');
+			assert_non_null(colon);
+			*colon = '\0';
+			assert_int_equal(evhttp_add_header(&h, line, colon + 2), 0);
+		}
+		if (gw_http_framing_ambiguous(&h) != cases[i].ambiguous)
+			fail_msg("framing of <%s>: want %s", cases[i].lines, cases[i].ambiguous ? "ambiguous" : "clear");
+		evhttp_clear_headers(&h);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_two_lengths_or_a_length_with_a_coding_is_ambiguous),
 		cmocka_unit_test(test_route_matches_exact_paths_and_reads_the_resource_id),
 		cmocka_unit_test(test_route_of_null_path_is_none),
 		cmocka_unit_test(test_route_names_are_the_metrics_labels),
