@@ -2,7 +2,8 @@
 #
 #   make                  build ./pollgate
 #   make SANITIZE=address,undefined   build ./pollgate with sanitizers
-#   make test             install missing packages, then unit + integration suites (sanitizer build)
+#   make test             install missing packages, then unit + integration suites (sanitizer build), the
+#                         browser suite, and the man, version, install, npm package and make run checks
 #   make run              embedded PostgreSQL under ./var, demo data, gateway on 127.0.0.1:8080
 #   make test-browser     web/pollgate.js and the demo page in the system Chromium (also the last step of make test)
 #   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
@@ -98,6 +99,7 @@ test: deps
 	POLLGATE_BIN=$(CURDIR)/build/san/pollgate scripts/test-integration.sh
 	POLLGATE_BIN=$(CURDIR)/pollgate scripts/test-integration.sh
 	POLLGATE_BIN=$(CURDIR)/pollgate tests/browser/run.sh
+	$(MAKE) --no-print-directory test-man test-versions test-install test-web test-run
 
 BUILD_SAN_BIN := build/san/pollgate
 
