@@ -5,6 +5,7 @@
 #   make test             install missing packages, then unit + integration suites (sanitizer build), the
 #                         browser suite, and the man, version, install, npm package and make run checks
 #   make run              embedded PostgreSQL under ./var, demo data, gateway on 127.0.0.1:8080
+#                         (HTTP_PORT=, WEB_PORT=, PG_PORT= to move it; installs only what running needs)
 #   make test-browser     web/pollgate.js and the demo page in the system Chromium (also the last step of make test)
 #   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
 #   make install [PREFIX=/usr/local] [sysconfdir=/etc] [DESTDIR=]   the binary, config, SQL, client, man, unit
@@ -51,7 +52,7 @@ MAIN_OBJ := $(BUILD)/gateway/main.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-unit test-integration run clean bench
+.PHONY: all deps test test-unit test-integration run test-run clean bench
 
 all: pollgate man
 
@@ -126,8 +127,18 @@ build/write_floor: bench/write_floor.c
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -o $@ $<
 
-run: deps pollgate
+# make run installs only what running needs (scripts/deps.sh run: no browser, proxies or test tools).
+# Ports: HTTP_PORT=8080 WEB_PORT=8081 PG_PORT=54329 make run (environment or make variables; both reach
+# the script's environment).
+run:
+	@scripts/deps.sh run
+	@$(MAKE) --no-print-directory pollgate
 	scripts/run.sh
+
+# scripts/run.sh started three times (through make run) on scratch ports and a scratch directory, stopped
+# by Ctrl-C (SIGINT to its group), SIGTERM to the script, SIGTERM to its group: nothing it started survives.
+test-run: pollgate
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider -rfE tests/run
 
 clean:
 	rm -rf build pollgate
