@@ -144,7 +144,7 @@ cleanup() {
 	# A child started but not yet recorded when the signal came: any child still running is stopped too.
 	local p cmd
 	for p in $(pgrep -P $$ 2>/dev/null); do
-		cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)
+		cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline")
 		case $cmd in
 		*simulate.py* | *http.server* | *pollgate.conf*) stop_proc "$p" "child $p ($cmd)" 50 ;;
 		esac

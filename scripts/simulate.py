@@ -106,6 +106,8 @@ class Simulator:
             return
         elapsed = time.monotonic() - h.started
         if elapsed >= h.duration:
+            self.q("UPDATE operation_runs SET summary_counts = summary_counts || %s::jsonb WHERE id = %s",
+                   (json.dumps({"total": h.total, "processed": h.total}), h.run_id))
             self.complete(h.run_id, h.total)
             h.done = True
             return
