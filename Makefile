@@ -2,10 +2,16 @@
 #
 #   make                  build ./pollgate
 #   make SANITIZE=address,undefined   build ./pollgate with sanitizers
-#   make test             install missing packages, then unit + integration suites (sanitizer build)
+#   make test             install missing packages, then unit + integration suites (sanitizer build), the
+#                         browser suite, and the man, version, install, npm package and make run checks
 #   make run              embedded PostgreSQL under ./var, demo data, gateway on 127.0.0.1:8080
+#                         (HTTP_PORT=, WEB_PORT=, PG_PORT= to move it; installs only what running needs)
 #   make test-browser     web/pollgate.js and the demo page in the system Chromium (also the last step of make test)
 #   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
+#   make install [PREFIX=/usr/local] [sysconfdir=/etc] [DESTDIR=]   the binary, config, SQL, client, man, unit
+#   make uninstall        the same files (a config that was edited stays)
+#   make man              build/man/pollgate.8 and pollgate.conf.5 (the key list comes from gateway/config.c)
+#   make test-package     the Debian package: build, lintian, install, run, purge (scripts/test-package.sh)
 #
 # Every library comes through pkg-config. Objects go under build/<variant>/ so the plain and the
 # sanitizer builds never mix.
@@ -46,9 +52,9 @@ MAIN_OBJ := $(BUILD)/gateway/main.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-unit test-integration run clean bench
+.PHONY: all deps test test-unit test-integration run test-run clean bench
 
-all: pollgate
+all: pollgate man
 
 # The binary name is fixed (fixed-points.md): ./pollgate at the top of the checkout. It is synced by
 # content, not by date (a sanitizer build and a plain one take turns in it), and replaced with a rename
@@ -62,7 +68,7 @@ $(BUILD)/pollgate: $(LIB_OBJ) $(MAIN_OBJ)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 # A unit test links only the rooms it tests (tests/unit/test_<name>.c -> TEST_OBJ_<name>), so one room
 # can be tested while another is mid-change. Unlisted tests link every room.
@@ -94,6 +100,7 @@ test: deps
 	POLLGATE_BIN=$(CURDIR)/build/san/pollgate scripts/test-integration.sh
 	POLLGATE_BIN=$(CURDIR)/pollgate scripts/test-integration.sh
 	POLLGATE_BIN=$(CURDIR)/pollgate tests/browser/run.sh
+	$(MAKE) --no-print-directory test-man test-versions test-install test-web test-run
 
 BUILD_SAN_BIN := build/san/pollgate
 
@@ -120,11 +127,149 @@ build/write_floor: bench/write_floor.c
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -o $@ $<
 
-run: deps pollgate
+# make run installs only what running needs (scripts/deps.sh run: no browser, proxies or test tools).
+# Ports: HTTP_PORT=8080 WEB_PORT=8081 PG_PORT=54329 make run (environment or make variables; both reach
+# the script's environment).
+run:
+	@scripts/deps.sh run
+	@$(MAKE) --no-print-directory pollgate
 	scripts/run.sh
+
+# scripts/run.sh started three times (through make run) on scratch ports and a scratch directory, stopped
+# by Ctrl-C (SIGINT to its group), SIGTERM to the script, SIGTERM to its group: nothing it started survives.
+test-run: pollgate
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider -rfE tests/run
 
 clean:
 	rm -rf build pollgate
+
+# ---- install (GNU-style directory variables; DESTDIR for staging, as the Debian package does) ----
+#
+# sysconfdir is /etc whatever PREFIX is: the daemon's config lives where operators and the unit's
+# ConfigurationDirectory= look (fixed-points.md: /etc/pollgate/pollgate.conf); override with sysconfdir=.
+# The binary goes to sbin (a system daemon, pollgate(8)). The path of the config is compiled into
+# gateway/main.o (POLLGATE_SYSCONFDIR): read when no -c is given.
+PREFIX         ?= /usr/local
+sbindir        ?= $(PREFIX)/sbin
+datadir        ?= $(PREFIX)/share
+mandir         ?= $(datadir)/man
+docdir         ?= $(datadir)/doc/pollgate
+sysconfdir     ?= /etc
+systemdunitdir ?= $(PREFIX)/lib/systemd/system
+pkgdatadir     := $(datadir)/pollgate
+confdir        := $(sysconfdir)/pollgate
+INSTALL        ?= install
+
+# The paths a build bakes in (the default config in main.o, the paths in the man pages); rewritten only
+# when they change, so a different sysconfdir rebuilds what depends on it and nothing else.
+PATHS_STAMP := $(BUILD)/install-paths
+.PHONY: FORCE
+$(PATHS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '$(sysconfdir)' '$(sbindir)' '$(datadir)' '$(docdir)' | cmp -s - $@ || \
+		printf '%s\n' '$(sysconfdir)' '$(sbindir)' '$(datadir)' '$(docdir)' >$@
+$(MAIN_OBJ): $(PATHS_STAMP)
+$(MAIN_OBJ): CFLAGS += -DPOLLGATE_SYSCONFDIR='"$(sysconfdir)"'
+
+# Man pages: man/*.in with the KEYS of pollgate.conf(5) generated from the key table itself
+# (build/<variant>/conf-reference prints it; man/mkman.sh writes the mdoc). Generated, not committed, so
+# they cannot drift from the table; building them needs only the compiler and awk.
+MAN_PAGES := build/man/pollgate.8 build/man/pollgate.conf.5
+CONFREF   := $(BUILD)/conf-reference
+.PHONY: man
+man: $(MAN_PAGES)
+
+$(CONFREF): $(BUILD)/man/conf-reference.o $(TEST_OBJ_config)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/conf-reference.tsv: $(CONFREF)
+	$(CONFREF) >$@.tmp && mv -f $@.tmp $@
+
+build/man/%: man/%.in man/mkman.sh $(BUILD)/conf-reference.tsv $(PATHS_STAMP)
+	@mkdir -p $(dir $@)
+	SYSCONFDIR='$(sysconfdir)' DATADIR='$(datadir)' DOCDIR='$(docdir)' SBINDIR='$(sbindir)' VERSION='$(VERSION)' \
+		man/mkman.sh $(BUILD)/conf-reference.tsv $< $@
+
+# The unit in conf/ names the default paths (/usr/local/sbin, /etc/pollgate); the installed one names
+# the paths of this install.
+build/pollgate.service: conf/pollgate.service $(PATHS_STAMP)
+	@mkdir -p $(dir $@)
+	sed -e 's|/usr/local/sbin/|$(sbindir)/|g' -e 's|/etc/pollgate/|$(confdir)/|g' $< >$@.tmp && mv -f $@.tmp $@
+
+SQL_FILES := db/schema.sql db/grant.sql db/demo.sql
+MIGRATIONS = $(sort $(wildcard db/migrations/*.sql))
+WEB_FILES := web/pollgate.js web/pollgate.d.ts web/package.json web/README.md
+DOC_FILES  = README.md $(sort $(wildcard docs/*.md))
+EXAMPLES  := conf/pollgate.conf conf/nginx.conf conf/haproxy.cfg
+
+.PHONY: install uninstall
+install: pollgate man build/pollgate.service
+	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(pkgdatadir)/migrations $(DESTDIR)$(pkgdatadir)/web \
+		$(DESTDIR)$(mandir)/man8 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(docdir)/examples $(DESTDIR)$(systemdunitdir)
+	$(INSTALL) -m 0755 pollgate $(DESTDIR)$(sbindir)/pollgate
+	$(INSTALL) -m 0644 $(SQL_FILES) $(DESTDIR)$(pkgdatadir)/
+	$(INSTALL) -m 0644 $(MIGRATIONS) $(DESTDIR)$(pkgdatadir)/migrations/
+	$(INSTALL) -m 0644 $(WEB_FILES) $(DESTDIR)$(pkgdatadir)/web/
+	$(INSTALL) -m 0644 build/man/pollgate.8 $(DESTDIR)$(mandir)/man8/
+	$(INSTALL) -m 0644 build/man/pollgate.conf.5 $(DESTDIR)$(mandir)/man5/
+	$(INSTALL) -m 0644 $(DOC_FILES) $(DESTDIR)$(docdir)/
+	$(INSTALL) -m 0644 $(EXAMPLES) $(DESTDIR)$(docdir)/examples/
+	$(INSTALL) -m 0644 build/pollgate.service $(DESTDIR)$(systemdunitdir)/pollgate.service
+	@# The config: never overwritten; readable by root and the pollgate group only (it may hold a password).
+	@[ -d $(DESTDIR)$(confdir) ] || $(INSTALL) -d -m 0750 $(DESTDIR)$(confdir)
+	@if [ -e $(DESTDIR)$(confdir)/pollgate.conf ]; then \
+		echo "install: kept the existing $(DESTDIR)$(confdir)/pollgate.conf"; \
+	else \
+		echo "$(INSTALL) -m 0640 conf/pollgate.conf $(DESTDIR)$(confdir)/pollgate.conf"; \
+		$(INSTALL) -m 0640 conf/pollgate.conf $(DESTDIR)$(confdir)/pollgate.conf; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
+		if getent group pollgate >/dev/null; then \
+			chgrp pollgate $(confdir) $(confdir)/pollgate.conf; \
+		else \
+			echo "install: no pollgate user yet; the unit runs as one:"; \
+			echo "  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin pollgate"; \
+			echo "  chgrp pollgate $(confdir) $(confdir)/pollgate.conf"; \
+		fi; \
+	fi
+
+# Removes what install wrote. The config goes only when it is still the shipped one: an edited config is
+# the operator's and stays (as dpkg does with a conffile on remove).
+uninstall:
+	rm -f $(DESTDIR)$(sbindir)/pollgate $(DESTDIR)$(systemdunitdir)/pollgate.service \
+		$(DESTDIR)$(mandir)/man8/pollgate.8 $(DESTDIR)$(mandir)/man5/pollgate.conf.5
+	rm -rf $(DESTDIR)$(pkgdatadir) $(DESTDIR)$(docdir)
+	@if [ -f $(DESTDIR)$(confdir)/pollgate.conf ]; then \
+		if cmp -s conf/pollgate.conf $(DESTDIR)$(confdir)/pollgate.conf; then \
+			echo "rm -f $(DESTDIR)$(confdir)/pollgate.conf"; rm -f $(DESTDIR)$(confdir)/pollgate.conf; \
+		else \
+			echo "uninstall: kept $(DESTDIR)$(confdir)/pollgate.conf (edited since install)"; \
+		fi; \
+	fi
+	-@rmdir $(DESTDIR)$(confdir) 2>/dev/null || true
+
+# ---- packaging and release checks ----
+
+# make install/uninstall into scratch trees (scripts/test-install.sh).
+test-install: pollgate man
+	scripts/test-install.sh
+
+# The Debian package, built out of tree, linted, installed on this machine, run and purged (root).
+.PHONY: test-package test-web test-versions test-man test-install
+test-package:
+	scripts/test-package.sh
+
+# web/ as an npm package: npm pack, installed offline into a scratch project, imported with node.
+test-web:
+	scripts/test-web-package.sh
+
+# Makefile VERSION, debian/changelog and web/package.json name the same version.
+test-versions:
+	scripts/test-versions.sh $(VERSION)
+
+# The man pages: every key of the table documented once, nothing else, and mandoc -T lint clean.
+test-man: man pollgate
+	scripts/test-man.sh $(BUILD)/conf-reference.tsv
 
 # make fuzz: libFuzzer targets (tests/fuzz/fuzz_<target>.c) built with clang, ASan and UBSan into build/fuzz/.
 # Each runs FUZZ_TIME seconds on a working corpus under build/fuzz/ seeded from tests/fuzz/corpus/<target>/

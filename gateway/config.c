@@ -1343,3 +1343,52 @@ void conf_dump(const conf *c, FILE *out)
 		fputc('\n', out);
 	}
 }
+
+/* ---- the reference (man/pollgate.conf.5 is built from it) ---- */
+
+static const char *type_name(enum ktype t)
+{
+	switch (t) {
+	case T_LISTEN: return "address:port";
+	case T_STRING: return "string";
+	case T_INT: return "integer";
+	case T_DURATION:
+	case T_SECONDS: return "duration";
+	case T_SIZE: return "size";
+	case T_CIDRS: return "CIDR list";
+	case T_LOG_LEVEL: return "level";
+	case T_LOG_FORMAT: return "format";
+	case T_POL_LIST: return "name list";
+	case T_POL_NAME: return "name";
+	case T_POL_OUTCOMES: return "outcome=state list";
+	case T_POL_SCHEDULE: return "age:interval list";
+	}
+	return "?";
+}
+
+static void fmt_bound(const struct key_def *k, int64_t v, char *buf, size_t len)
+{
+	switch (k->type) {
+	case T_INT: snprintf(buf, len, "%lld", (long long)v); break;
+	case T_DURATION:
+	case T_SECONDS: fmt_duration(v, buf, len); break;
+	case T_SIZE: fmt_size(v, buf, len); break;
+	default: buf[0] = '\0'; break;
+	}
+}
+
+int conf_reference(FILE *out)
+{
+	int rc = 0;
+	char lo[32], hi[32];
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key_def *k = &keys[i];
+		fmt_bound(k, k->min, lo, sizeof lo);
+		fmt_bound(k, k->max, hi, sizeof hi);
+		if (k->why == NULL || k->why[0] == '\0') rc = -1;
+		fprintf(out, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k->name, type_name(k->type), k->def ? k->def : "", lo, hi,
+		        (k->flags & K_RELOAD) ? "reload" : "restart", k->why ? k->why : "");
+	}
+	return rc;
+}

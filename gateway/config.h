@@ -85,4 +85,10 @@ void conf_keep_static(conf *fresh, const conf *old, void (*report)(const char *k
 /* Write every key with its current value as "key = value" lines (for --print-config and tests). */
 void conf_dump(const conf *c, FILE *out);
 
+/* The key table as a reference, one key a line, tab-separated: name, type, default, minimum, maximum
+ * (empty when unbounded), "reload" or "restart", description. The source of pollgate.conf(5) (man/).
+ * Returns -1 (after writing every line) when a key has no description, so a key added without one fails
+ * the man page build and its test. */
+int conf_reference(FILE *out);
+
 #endif

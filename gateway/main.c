@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -28,6 +29,11 @@
 #ifndef POLLGATE_VERSION
 #define POLLGATE_VERSION "dev"
 #endif
+/* Where `make install` puts the config (its sysconfdir); read when no -c is given. */
+#ifndef POLLGATE_SYSCONFDIR
+#define POLLGATE_SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONF POLLGATE_SYSCONFDIR "/pollgate/pollgate.conf"
 
 typedef struct app {
 	const char *conf_path;
@@ -284,13 +290,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (check) {
-		if (a.conf_path == NULL) {
-			fprintf(stderr, "pollgate: --check-config needs -c FILE\n");
-			return 2;
-		}
-		return check_config(a.conf_path);
-	}
+	/* Without -c: the installed config, when there is one; else the built-in defaults (a checkout's
+	 * ./pollgate runs as is). --check-config without -c checks the installed file, which must exist. */
+	if (a.conf_path == NULL && (check || access(DEFAULT_CONF, F_OK) == 0)) a.conf_path = DEFAULT_CONF;
+	else if (a.conf_path == NULL && !print) fprintf(stderr, "pollgate: no -c and no %s: built-in defaults\n", DEFAULT_CONF);
+	if (check) return check_config(a.conf_path);
 	a.cfg = a.conf_path ? conf_load(a.conf_path, stderr, &nerr) : conf_new_defaults();
 	if (a.cfg == NULL) {
 		if (a.conf_path) fprintf(stderr, "pollgate: %s: %d error%s; not starting\n", a.conf_path, nerr, nerr == 1 ? "" : "s");

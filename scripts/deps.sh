@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
 # scripts/deps.sh — make sure the Debian packages pollgate builds, runs and tests with are installed.
 #
+#   scripts/deps.sh [GROUP...]     GROUP: build, run, test, package; none = build run test (what make test needs)
+#
+#   build    the compiler and the libraries: enough for `make` and `make install`
+#   run      build + PostgreSQL 15, python3-psycopg2 (the simulator), curl: enough for `make run`
+#   test     run + the suites' tools: clang (fuzzing), cmocka, pytest, pgbouncer, nginx, HAProxy, Chromium,
+#            node (the browser suite), mandoc (the man page lint)
+#   package  build + debhelper, dpkg-dev, fakeroot, lintian, adduser: `make test-package`
+#
 # Quiet when everything is there ("deps: all present"). As root it installs what is missing with apt-get;
 # otherwise it prints the exact command to run and exits 1. postgresql-15 may create and start a default
 # system cluster on 5432 when installed: harmless, pollgate's own clusters use their own ports. Likewise
@@ -8,17 +16,32 @@
 # conf/nginx.conf and conf/haproxy.cfg on free ports.
 set -euo pipefail
 
-PACKAGES=(
-	build-essential pkg-config
+BUILD=(build-essential pkg-config libevent-dev libpq-dev libjansson-dev libssl-dev)
+RUN=(postgresql-15 python3 python3-psycopg2 curl procps)
+TEST=(
 	clang libclang-rt-14-dev
-	libevent-dev libpq-dev libjansson-dev libssl-dev libcmocka-dev
-	postgresql-15 pgbouncer
-	python3 python3-pytest python3-psycopg2
-	curl procps
+	libcmocka-dev
+	pgbouncer
+	python3-pytest
 	nginx haproxy
 	chromium
+	mandoc
 )
-command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm) # the browser suite's driver (tests/browser); a node already there is kept
+command -v node >/dev/null 2>&1 || TEST+=(nodejs npm) # the browser suite's driver (tests/browser); a node already there is kept
+PACKAGE=(debhelper dpkg-dev fakeroot lintian adduser)
+
+[ $# -gt 0 ] || set -- build run test
+PACKAGES=()
+for g in "$@"; do
+	case $g in
+	build) PACKAGES+=("${BUILD[@]}") ;;
+	run) PACKAGES+=("${BUILD[@]}" "${RUN[@]}") ;;
+	test) PACKAGES+=("${BUILD[@]}" "${RUN[@]}" "${TEST[@]}") ;;
+	package) PACKAGES+=("${BUILD[@]}" "${PACKAGE[@]}") ;;
+	*) echo "deps: unknown group '$g' (build, run, test, package)" >&2; exit 2 ;;
+	esac
+done
+mapfile -t PACKAGES < <(printf '%s\n' "${PACKAGES[@]}" | awk '!seen[$0]++')
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -2,6 +2,7 @@
 """scripts/simulate.py — keep the demo data moving, so long-polls on `make run` have something to wake for.
 
     scripts/simulate.py ["host=127.0.0.1 port=54329 dbname=pollgate user=postgres"] [--interval 2]
+                        [--hold-run 42 --hold-minutes 20]
 
 Without a connection string, libpq's PG* environment variables apply (PGHOST, PGPORT, PGDATABASE, ...).
 It plays the application that owns the rows: every step (~2 s) it
@@ -12,6 +13,11 @@ It plays the application that owns the rows: every step (~2 s) it
   * moves tenant 7's latest review pack: generating -> ready after ~15 s; a ready pack is followed
     after ~30 s by a new one, queued -> generating (~5 s) -> ready (~15 s). updated_at is set on every
     change.
+
+With --hold-run ID, that run is the demo's slow one (`make run` names it in its banner, so a curl pasted
+minutes later still finds it moving): at start it is set back to running 0/N, and it advances one item
+about every 15 s, by the clock, to complete after --hold-minutes (default 20). The other runs move on
+every step as above.
 
 One line per change ("run 42: running 4/10"). Each change is its own committed statement, so the NOTIFY
 triggers fire as they would in production. If the database goes away it retries every second.
@@ -53,10 +59,26 @@ def counts(summary):
     return total, max(0, min(processed, total))
 
 
+HOLD_ITEM_S = 15.0  # the slow run advances about this often: under the 25 s of a default long-poll
+
+
+class Hold:
+    """The slow run's clock; it outlives a reconnect (a new Simulator), so the run is reset only once."""
+
+    def __init__(self, run_id, minutes):
+        self.run_id = run_id
+        self.duration = max(1.0, minutes * 60.0)
+        self.total = max(1, round(self.duration / HOLD_ITEM_S))
+        self.started = None  # monotonic time of the reset, None until done
+        self.processed = 0
+        self.done = False
+
+
 class Simulator:
-    def __init__(self, conn, rng):
+    def __init__(self, conn, rng, hold=None):
         self.conn = conn
         self.rng = rng
+        self.hold = hold
         self.pack_seen = {}  # pack id -> (status, monotonic time this simulator first saw it so)
 
     def q(self, sql, args=()):
@@ -66,9 +88,41 @@ class Simulator:
 
     # -- runs
 
+    def step_hold(self):
+        h = self.hold
+        if h is None or h.done:
+            return
+        if h.started is None:
+            rows = self.q("UPDATE operation_runs SET status = 'running', outcome = NULL, failure_summary = NULL, "
+                          "started_at = now(), completed_at = NULL, summary_counts = %s::jsonb WHERE id = %s "
+                          "RETURNING id", (json.dumps({"total": h.total, "processed": 0}), h.run_id))
+            if not rows:
+                say(f"run {h.run_id}: not in the database; no slow run")
+                h.done = True
+                return
+            h.started = time.monotonic()
+            say(f"run {h.run_id}: running 0/{h.total} (the slow run: one item every ~{h.duration / h.total:.0f} s, "
+                f"completes in {h.duration / 60:.0f} min)")
+            return
+        elapsed = time.monotonic() - h.started
+        if elapsed >= h.duration:
+            self.q("UPDATE operation_runs SET summary_counts = summary_counts || %s::jsonb WHERE id = %s",
+                   (json.dumps({"total": h.total, "processed": h.total}), h.run_id))
+            self.complete(h.run_id, h.total)
+            h.done = True
+            return
+        processed = min(h.total - 1, int(elapsed * h.total / h.duration))
+        if processed > h.processed:
+            h.processed = processed
+            self.q("UPDATE operation_runs SET summary_counts = summary_counts || %s::jsonb WHERE id = %s",
+                   (json.dumps({"total": h.total, "processed": processed}), h.run_id))
+            say(f"run {h.run_id}: running {processed}/{h.total}")
+
     def step_runs(self):
+        hold_id = self.hold.run_id if self.hold is not None else None
         rows = self.q("SELECT id, status, summary_counts FROM operation_runs "
-                      "WHERE status IN ('queued', 'running') ORDER BY id LIMIT 10")
+                      "WHERE status IN ('queued', 'running') AND id IS DISTINCT FROM %s ORDER BY id LIMIT 10",
+                      (hold_id,))
         for run_id, status, summary in rows:
             total, processed = counts(summary)
             if status == "queued":
@@ -143,6 +197,7 @@ class Simulator:
         say(f"review pack {pack_id} (tenant {TENANT}): queued (new)")
 
     def step(self):
+        self.step_hold()
         self.step_runs()
         self.step_pack()
 
@@ -158,18 +213,21 @@ def main():
     ap.add_argument("dsn", nargs="?", default="", help="libpq connection string (default: PG* environment)")
     ap.add_argument("--interval", type=float, default=2.0, help="seconds between steps (default 2)")
     ap.add_argument("--seed", type=int, default=None, help="random seed")
+    ap.add_argument("--hold-run", type=int, default=None, help="a run kept running slowly (see above)")
+    ap.add_argument("--hold-minutes", type=float, default=20.0, help="how long the --hold-run run stays running")
     args = ap.parse_args()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     rng = random.Random(args.seed)
+    hold = Hold(args.hold_run, args.hold_minutes) if args.hold_run is not None else None
     sim = None
     down_since = None
     say("simulator: started (Ctrl-C to stop)")
     while not stop.is_set():
         try:
             if sim is None:
-                sim = Simulator(connect(args.dsn), rng)
+                sim = Simulator(connect(args.dsn), rng, hold)
                 if down_since is not None:
                     say("simulator: database is back")
                     down_since = None
