@@ -130,7 +130,7 @@ auth_jwt_key *auth_jwt_key_from_mem(const void *buf, size_t len, char *err, size
 		return NULL;
 	}
 	while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
-	if (len - i >= 11 && memcmp(s + i, "-----BEGIN ", 11) == 0) return load_pem(k, s, len, err, errlen);
+	if (len - i >= 11 && memcmp(s + i, "-----BEGIN ", 11) == 0) return load_pem(k, s + i, len - i, err, errlen);
 
 	/* Anything else is an HMAC secret, byte for byte (a trailing newline included). */
 	if (len < AUTH_JWT_SECRET_MIN) {
@@ -254,6 +254,12 @@ static int b64url_decode(const char *s, size_t n, unsigned char *out, size_t cap
 	uint32_t acc = 0;
 	int bits = 0;
 
+	for (size_t i = 0; i < n; i++) {
+		if (b64url_value((unsigned char)s[i]) < 0) {
+			*why = s[i] == '=' ? "base64url padding" : "not base64url";
+			return -1;
+		}
+	}
 	if (n % 4 == 1) {
 		*why = "segment length impossible in base64url";
 		return -1;
@@ -263,11 +269,7 @@ static int b64url_decode(const char *s, size_t n, unsigned char *out, size_t cap
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int v = b64url_value((unsigned char)s[i]);
-		if (v < 0) {
-			*why = s[i] == '=' ? "base64url padding" : "not base64url";
-			return -1;
-		}
+		int v = b64url_value((unsigned char)s[i]); /* >= 0: checked above */
 		acc = (acc << 6) | (uint32_t)v;
 		bits += 6;
 		if (bits >= 8) {
