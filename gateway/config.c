@@ -1054,7 +1054,12 @@ static void load_jwt_key(struct parser *p)
 		return;
 	}
 	c->jwt_key = auth_jwt_key_load(c->jwt_key_file, err, sizeof err);
-	if (c->jwt_key == NULL) report(p, p->set_line[ik], "jwt_key_file '%s' %s", show(c->jwt_key_file, sb), err);
+	if (c->jwt_key == NULL) {
+		/* A plain path is echoed whole (an operator needs all of it); anything odd escaped and cut. */
+		bool plain = strlen(c->jwt_key_file) <= 200;
+		for (const char *q = c->jwt_key_file; plain && *q; q++) plain = *q >= 0x20 && *q < 0x7f && *q != '\\';
+		report(p, p->set_line[ik], "jwt_key_file '%s' %s", plain ? c->jwt_key_file : show(c->jwt_key_file, sb), err);
+	}
 }
 
 /* ---- public API ---- */

@@ -17,6 +17,7 @@ PACKAGES=(
 	curl procps
 	nginx haproxy
 	chromium
+	php-cli
 )
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm) # the browser suite's driver (tests/browser); a node already there is kept
 
