@@ -67,6 +67,7 @@ auth_token *auth_cache_get(auth_cache *c, const uint8_t hash[AUTH_HASH_LEN])
 bool auth_token_fresh(const auth_token *t, int64_t now_ms, int64_t now_us, int64_t ttl_ms)
 {
 	if (t->state != AUTH_TOKEN_VALID) return false;
+	if (t->jwt) return t->expires_at_us > now_us;
 	if (now_ms - t->checked_ms >= ttl_ms) return false;
 	if (t->expires_at_us != AUTH_NEVER && t->expires_at_us <= now_us) return false;
 	return true;
@@ -81,6 +82,12 @@ void auth_token_set(auth_cache *c, auth_token *t, bool found, int64_t user_id, i
 	t->checked_ms = checked_ms;
 	TAILQ_REMOVE(&c->by_age, t, age_link);
 	TAILQ_INSERT_TAIL(&c->by_age, t, age_link);
+}
+
+void auth_token_set_jwt(auth_cache *c, auth_token *t, int64_t user_id, int64_t expires_at_us, int64_t now_ms)
+{
+	t->jwt = true;
+	auth_token_set(c, t, true, user_id, expires_at_us, now_ms);
 }
 
 unsigned auth_cache_sweep(auth_cache *c, int64_t now_ms, int64_t ttl_ms)

@@ -40,6 +40,7 @@ typedef struct auth_token {
 	TAILQ_ENTRY(auth_token) age_link; /* in the cache's age list, least recently checked first */
 	TAILQ_ENTRY(auth_token) batch_link;
 	bool in_batch;
+	bool jwt; /* a verified signed token: VALID until expires_at_us, never looked up in SQL */
 } auth_token;
 
 typedef struct auth_cache auth_cache;
@@ -53,12 +54,17 @@ auth_token *auth_cache_get(auth_cache *c, const uint8_t hash[AUTH_HASH_LEN]);
 /* The entry for this hash, or NULL (never creates one). */
 auth_token *auth_cache_find(auth_cache *c, const uint8_t hash[AUTH_HASH_LEN]);
 
-/* Is the entry usable now without a lookup? (VALID, checked within ttl_ms, token not expired.) */
+/* Is the entry usable now without a lookup? (VALID, checked within ttl_ms, token not expired; a JWT entry
+ * is fresh until its exp whatever ttl_ms says: its signature, not a row, vouches for it.) */
 bool auth_token_fresh(const auth_token *t, int64_t now_ms, int64_t now_us, int64_t ttl_ms);
 
 /* Record a finished lookup: found (user, expiry) or not. Moves the entry to the young end. */
 void auth_token_set(auth_cache *c, auth_token *t, bool found, int64_t user_id, int64_t expires_at_us,
                     int64_t checked_ms);
+
+/* Record a JWT just verified (by auth/jwt.c): VALID for user_id until expires_at_us, marked jwt so that
+ * nothing sends it to a SQL lookup. Moves the entry to the young end. */
+void auth_token_set_jwt(auth_cache *c, auth_token *t, int64_t user_id, int64_t expires_at_us, int64_t now_ms);
 
 /* Drop every entry that has no users, nobody waiting, is not in a batch and was checked before
  * now_ms - ttl_ms. Returns how many were freed. */

@@ -119,6 +119,15 @@ static const struct key_def keys[] = {
 	    "cookie read for the token when there is no Authorization header"),
 	DUR("auth_cache_ttl", auth_cache_ttl_ms, "10s", MS(0), HOUR(1), K_RELOAD,
 	    "how long a token->principal answer is reused; a revoked token lives at most this long"),
+	STR("jwt_key_file", jwt_key_file, "", K_RELOAD | K_EMPTY_OK, NULL,
+	    "HS256 secret (the file's bytes) or RS256/ES256 public key (PEM) that signs JWT credentials; "
+	    "empty = none"),
+	STR("jwt_audience", jwt_audience, "", K_RELOAD | K_EMPTY_OK, NULL,
+	    "a JWT's aud must name this; when empty, a JWT that carries aud is refused"),
+	STR("jwt_issuer", jwt_issuer, "", K_RELOAD | K_EMPTY_OK, NULL,
+	    "a JWT's iss must be exactly this; empty = not checked"),
+	KEY("jwt_leeway", T_SECONDS, jwt_leeway_s, 0, "0s", MS(0), MIN(5), K_RELOAD, NULL,
+	    "clock skew allowed on a JWT's exp and nbf; 0 keeps expiry exact"),
 	DUR("terminal_linger", terminal_linger_ms, "5m", MS(0), HOUR(24), K_RELOAD,
 	    "how long a terminal resource's last state is remembered to answer late pollers cheaply"),
 	STR("cors_origins", cors_origins, "", K_RELOAD | K_EMPTY_OK, check_origins,
@@ -1029,6 +1038,32 @@ static void parse_buffer(struct parser *p, const char *buf, size_t len)
 	}
 }
 
+/* The JWT key is read once the whole file is parsed (so a reload re-reads it), and its errors are
+ * reported on the line of jwt_key_file. */
+static void load_jwt_key(struct parser *p)
+{
+	char err[ERR_LEN / 2], sb[SHOW_BUF];
+	size_t ik = 0, ia = 0, ii = 0;
+	conf *c = p->c;
+
+	if (key_find("jwt_key_file", &ik) == NULL || key_find("jwt_audience", &ia) == NULL ||
+	    key_find("jwt_issuer", &ii) == NULL || p->bad[ik])
+		return;
+	if (c->jwt_key_file[0] == '\0') {
+		if (c->jwt_audience[0] != '\0' || c->jwt_issuer[0] != '\0')
+			report(p, p->set_line[ia] > p->set_line[ii] ? p->set_line[ia] : p->set_line[ii],
+			       "jwt_audience and jwt_issuer need jwt_key_file (no JWT is verified without a key)");
+		return;
+	}
+	c->jwt_key = auth_jwt_key_load(c->jwt_key_file, err, sizeof err);
+	if (c->jwt_key == NULL) {
+		/* A plain path is echoed whole (an operator needs all of it); anything odd escaped and cut. */
+		bool plain = strlen(c->jwt_key_file) <= 200;
+		for (const char *q = c->jwt_key_file; plain && *q; q++) plain = *q >= 0x20 && *q < 0x7f && *q != '\\';
+		report(p, p->set_line[ik], "jwt_key_file '%s' %s", plain ? c->jwt_key_file : show(c->jwt_key_file, sb), err);
+	}
+}
+
 /* ---- public API ---- */
 
 conf *conf_new_defaults(void)
@@ -1070,6 +1105,7 @@ static conf *load_buffer(const char *name, const char *buf, size_t len, FILE *er
 	}
 	p.c = c;
 	parse_buffer(&p, buf, len);
+	load_jwt_key(&p);
 out:
 	if (p.nerrors > 0) {
 		conf_free(c);
@@ -1152,6 +1188,7 @@ void conf_free(conf *c)
 		default: break;
 		}
 	}
+	auth_jwt_key_free(c->jwt_key);
 	free(c->path);
 	free(c);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "auth/jwt.h"
 #include "gateway/cidr.h"
 #include "policy/policy.h"
 
@@ -45,6 +46,11 @@ typedef struct conf {
 
 	char *auth_cookie; /* owned */
 	int64_t auth_cache_ttl_ms;
+	char *jwt_key_file;   /* owned; "" = JWT credentials are opaque table tokens */
+	char *jwt_audience;   /* owned; "" = a JWT must carry no aud */
+	char *jwt_issuer;     /* owned; "" = iss not checked */
+	int64_t jwt_leeway_s; /* clock skew allowed on exp and nbf */
+	auth_jwt_key *jwt_key; /* owned; loaded from jwt_key_file when the file is parsed, NULL when unset */
 	int64_t terminal_linger_ms;
 
 	char *cors_origins; /* owned; space-separated exact origins, "" = CORS off */

@@ -30,6 +30,7 @@
 #include <event2/listener.h>
 
 #include "auth/auth.h"
+#include "auth/jwt.h"
 #include "common/clock.h"
 #include "common/hmap.h"
 #include "common/log.h"
@@ -477,7 +478,23 @@ static void on_request(struct evhttp_request *req, void *arg)
 		reply_error(s, req, route, rid, GW_ERR_UNAUTHORIZED, NULL, 0);
 		goto done;
 	}
-	auth_sha256(tok, toklen, w->token_hash);
+	if (c->jwt_key != NULL && auth_jwt_looks(tok, toklen)) {
+		/* A signed token: verified here, with the same 401 as any bad credential; the reason, never the
+		 * token, goes to the debug log. */
+		auth_jwt_rules rules = {c->jwt_audience, c->jwt_issuer, c->jwt_leeway_s};
+		auth_jwt_claims jc;
+		const char *why = NULL;
+		if (auth_jwt_verify(c->jwt_key, tok, toklen, &rules, cm_wall_us(), &jc, &why) != 0) {
+			rlog_debug(rid, "jwt refused reason=\"%s\"", why ? why : "?");
+			reply_error(s, req, route, rid, GW_ERR_UNAUTHORIZED, NULL, 0);
+			goto done;
+		}
+		w->jwt_user = jc.user_id;
+		w->jwt_exp_us = jc.exp_us;
+		auth_jwt_cache_key(tok, toklen, w->token_hash);
+	} else {
+		auth_sha256(tok, toklen, w->token_hash);
+	}
 	w->req = req;
 	w->kind = route == GW_ROUTE_RUN ? GW_RUN : GW_PACK;
 	w->id = id;

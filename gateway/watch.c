@@ -693,12 +693,14 @@ void gw_reg_submit(gw_registry *r, gw_waiter *w)
 	}
 	t->users++;
 	w->token = t;
+	if (w->jwt_user > 0) auth_token_set_jwt(r->tokens, t, w->jwt_user, w->jwt_exp_us, now); /* verified by server.c */
 	if (auth_token_fresh(t, now, cm_wall_us(), r->cfg->auth_cache_ttl_ms)) {
 		gw_attach(r, w);
 		return;
 	}
-	if (t->state == AUTH_TOKEN_INVALID && now - t->checked_ms < 1000) {
-		/* A token just found invalid: answer without another lookup for a second. */
+	if (t->jwt || (t->state == AUTH_TOKEN_INVALID && now - t->checked_ms < 1000)) {
+		/* A token just found invalid: answer without another lookup for a second. A JWT that expired
+		 * since server.c verified it has no row to look up. */
 		gw_waiter_finish(r, w, 401, NULL);
 		return;
 	}
@@ -734,7 +736,7 @@ static void distrust_verdict(gw_sub *s)
 /* Look a token up again (batched with the next flush). */
 static void recheck_token(gw_registry *r, auth_token *t)
 {
-	if (t->in_batch || t->state == AUTH_TOKEN_LOOKING) return;
+	if (t->in_batch || t->state == AUTH_TOKEN_LOOKING || t->jwt) return; /* a JWT has no row to look up */
 	t->in_batch = true;
 	TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
 	gw_schedule_flush(r);

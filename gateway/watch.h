@@ -70,6 +70,8 @@ typedef struct gw_waiter {
 	uint8_t client_addr[16]; /* resolved client address (IPv4 mapped) for the per-client cap */
 	char rid[40];
 	uint8_t token_hash[32];
+	int64_t jwt_user;   /* > 0: the credential is a verified JWT for this user (token_hash is its cache key) */
+	int64_t jwt_exp_us; /* and it is good until then */
 } gw_waiter;
 
 typedef struct gw_registry gw_registry;

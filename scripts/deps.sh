@@ -26,6 +26,7 @@ TEST=(
 	nginx haproxy
 	chromium
 	mandoc
+	php-cli
 )
 command -v node >/dev/null 2>&1 || TEST+=(nodejs npm) # the browser suite's driver (tests/browser); a node already there is kept
 PACKAGE=(debhelper dpkg-dev fakeroot lintian adduser)

@@ -569,6 +569,29 @@ static void test_sweep_frees_everything_old_in_a_large_cache(void **state)
 	auth_cache_free(c);
 }
 
+/* A verified JWT's entry is fresh until its exp, whatever the TTL and whatever an access change says:
+ * there is no row to look it up in (entitlement is re-read with the resource, not with the token). */
+static void test_jwt_entry_is_fresh_until_its_exp_only(void **state)
+{
+	enum { TTL = 1000 };
+	const int64_t exp_us = INT64_C(1700000300) * 1000000;
+	(void)state;
+	auth_cache *c = auth_cache_new();
+	assert_non_null(c);
+	auth_token *t = get(c, "jwt");
+	auth_token_set_jwt(c, t, 42, exp_us, 500);
+	assert_true(t->jwt);
+	assert_int_equal(t->state, AUTH_TOKEN_VALID);
+	assert_int_equal(t->user_id, 42);
+	assert_true(auth_token_fresh(t, 500, exp_us - 1, TTL));
+	assert_true(auth_token_fresh(t, 500 + 10 * TTL, exp_us - 1, TTL)); /* long past the TTL */
+	assert_int_equal(auth_cache_invalidate_user(c, 42), 1);
+	assert_true(auth_token_fresh(t, 600, exp_us - 1, TTL)); /* an access change does not touch it */
+	assert_false(auth_token_fresh(t, 600, exp_us, TTL));   /* exp is the end */
+	assert_false(auth_token_fresh(t, 600, exp_us + 1, TTL + 60000));
+	auth_cache_free(c);
+}
+
 static void test_invalidate_user_makes_only_that_users_entries_stale(void **state)
 {
 	enum { TTL = 1000, NOW = 500 };
@@ -668,6 +691,7 @@ int main(void)
 		cmocka_unit_test(test_sweep_keeps_a_just_invalidated_token_for_the_ttl),
 		cmocka_unit_test(test_sweep_takes_an_entry_once_its_users_are_gone),
 		cmocka_unit_test(test_sweep_frees_everything_old_in_a_large_cache),
+		cmocka_unit_test(test_jwt_entry_is_fresh_until_its_exp_only),
 		cmocka_unit_test(test_invalidate_user_makes_only_that_users_entries_stale),
 		cmocka_unit_test(test_invalidated_unused_entries_are_swept),
 		cmocka_unit_test(test_cache_free_releases_entries_in_every_state),

@@ -134,6 +134,11 @@ static void test_defaults_are_the_documented_values(void **state)
 	assert_int_equal(c->log_level, CM_LOG_INFO);
 	assert_int_equal(c->log_format, CM_LOG_LOGFMT);
 	assert_string_equal(c->log_file, "");
+	assert_string_equal(c->jwt_key_file, "");
+	assert_string_equal(c->jwt_audience, "");
+	assert_string_equal(c->jwt_issuer, "");
+	assert_int_equal(c->jwt_leeway_s, 0);
+	assert_null(c->jwt_key);
 	assert_int_equal(c->policy.pack_interval_ms, 10000);
 	assert_dumped(c, "metrics_allow", "127.0.0.1/32 ::1/128");
 	conf_free(c);
@@ -329,6 +334,11 @@ static const struct err_case err_cases[] = {
 	{"text after the closing quote", "log_file = \"a\" b\n", 1, "unexpected text after the closing quote of log_file",
 	 false},
 	{"bad cookie name", "auth_cookie = a;b\n", 1, "invalid cookie name 'a;b' for auth_cookie: ", true},
+	{"jwt key file missing", "\njwt_key_file = /nonexistent/pollgate.key\n", 2,
+	 "jwt_key_file '/nonexistent/pollgate.key' cannot be opened: No such file or directory", false},
+	{"jwt key file a directory", "jwt_key_file = /tmp\n", 1, "jwt_key_file '/tmp' is not a regular file", false},
+	{"jwt audience without a key", "jwt_issuer = https://app\n\njwt_audience = pollgate\n", 3,
+	 "jwt_audience and jwt_issuer need jwt_key_file (no JWT is verified without a key)", false},
 	{"policy list error", "run_active_statuses = Queued\n", 1, "invalid run_active_statuses: ", true},
 	{"policy schedule error", "run_poll_schedule = 10s:1s\n", 1, "invalid run_poll_schedule: ", true},
 	{"policy outcomes error", "run_outcome_states = succeeded\n", 1, "invalid run_outcome_states: ", true},
@@ -459,6 +469,53 @@ static const char *temp_file(const void *bytes, size_t len)
 	assert_int_equal(write(fd, bytes, len), (ssize_t)len);
 	close(fd);
 	return path;
+}
+
+/* jwt_key_file: the key is read when the file is parsed; each bad key file is one error on its line. */
+static void test_jwt_key_files(void **state)
+{
+	static const char p384[] = "-----BEGIN PUBLIC KEY-----\n"
+	                           "MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEegsTVse5Iae47tGR+tU8aR+rH70EOg1z\n"
+	                           "Ctb8b9SYYAZhFpuD9+xCdMU5od06ZAi06fe3QFxn8bKtSnpgsWepkEj0j3tamy0V\n"
+	                           "TGPNJ/WKzc3qoL0HHK5sNbDHvtfBnOPc\n"
+	                           "-----END PUBLIC KEY-----\n";
+	static const char p256[] = "-----BEGIN PUBLIC KEY-----\n"
+	                           "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEfK2HYVCjbtF0CiSz+Kp2YX1X49KK\n"
+	                           "/1xfU4mx+LCQ96FqvNMj7mPHnd4J+CmAhTexUQBaKk5V/NwXgEItiQYoug==\n"
+	                           "-----END PUBLIC KEY-----\n";
+	static const char priv[] = "-----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY-----\n";
+	static const struct {
+		const char *name, *bytes, *msg; /* msg NULL: accepted */
+		int alg;
+	} cases[] = {
+		{"HS256 secret", "0123456789abcdef0123456789abcdef", NULL, AUTH_JWT_HS256},
+		{"EC P-256 public key", p256, NULL, AUTH_JWT_ES256},
+		{"empty", "", "is empty", 0},
+		{"short secret", "secret\n", "holds an HS256 secret of 7 bytes; use at least 32 random bytes", 0},
+		{"EC P-384", p384, "holds an EC key on curve 'secp384r1'; only P-256 (ES256) is supported", 0},
+		{"private key", priv, "is a private key; give the public key (openssl pkey -in KEY -pubout -out FILE)", 0},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char path[64], text[256], want[512], *errs = NULL;
+		int n = -1;
+		snprintf(path, sizeof path, "%s", temp_file(cases[i].bytes, strlen(cases[i].bytes)));
+		snprintf(text, sizeof text, "# key\njwt_key_file = %s\njwt_audience = pollgate\n", path);
+		conf *c = load(text, &n, &errs);
+		unlink(path);
+		if (cases[i].msg == NULL) {
+			if (c == NULL || c->jwt_key == NULL) fail_msg("%s: refused: %s", cases[i].name, errs);
+			assert_int_equal(auth_jwt_key_alg(c->jwt_key), cases[i].alg);
+			assert_string_equal(c->jwt_audience, "pollgate");
+			assert_dumped(c, "jwt_key_file", path);
+		} else {
+			snprintf(want, sizeof want, "t:2: jwt_key_file '%s' %s\n", path, cases[i].msg);
+			if (c != NULL || n != 1 || strcmp(errs, want) != 0)
+				fail_msg("%s: got %d error(s):\n%swant:\n%s", cases[i].name, n, errs ? errs : "", want);
+		}
+		free(errs);
+		conf_free(c);
+	}
 }
 
 static void test_file_with_nul_bytes_reports_those_lines(void **state)
@@ -1148,6 +1205,7 @@ int main(void)
 		cmocka_unit_test(test_errors_go_nowhere_when_errs_is_null),
 		cmocka_unit_test(test_unreadable_file_is_one_error),
 		cmocka_unit_test(test_file_with_nul_bytes_reports_those_lines),
+		cmocka_unit_test(test_jwt_key_files),
 		cmocka_unit_test(test_line_longer_than_4096_bytes_is_an_error),
 		cmocka_unit_test(test_value_too_long_to_write_back_is_an_error),
 		cmocka_unit_test(test_accepted_syntax),
