@@ -29,6 +29,8 @@
 --
 -- The triggers are recognised by their function, pollgate_hint(), and its first argument, the kind:
 -- the gateway counts them per kind at start and after every LISTEN reconnect (db/hints.c).
+-- The functions are made in the first schema of the search_path the migrations run with, and keep that
+-- search_path (SET search_path FROM CURRENT): pollgate.pollgate_attach(...) works from any session.
 -- Idempotent: safe to apply on every start. Needs the owner of the tables (CREATE TRIGGER).
 
 -- The triggers of the first releases, one function per kind: replaced by pollgate_hint() below.
@@ -74,7 +76,7 @@ $$;
 -- The first arguments of the hint triggers on a table: (trigger name, kind, key column or '').
 CREATE OR REPLACE FUNCTION pollgate_hint_triggers(target regclass)
 RETURNS TABLE (trigger_name name, kind text, key_column text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
     SELECT t.tgname, a[1], a[2]
       FROM pg_trigger t
      CROSS JOIN LATERAL string_to_array(encode(t.tgargs, 'escape'), '\000') AS a
@@ -83,7 +85,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 CREATE OR REPLACE FUNCTION pollgate_detach(target regclass) RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     t name;
     n integer := 0;
@@ -98,7 +100,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION pollgate_attach(target regclass, kind text, key_column name, columns name[] DEFAULT NULL)
 RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     rk     "char";
     base   text;
@@ -177,7 +179,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION pollgate_attach_reference(name text, kind text, key_column name, columns name[] DEFAULT NULL)
 RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     rel   regclass := to_regclass(name);
     reads text;
