@@ -5,6 +5,7 @@
 #   make test             install missing packages, then unit + integration suites (sanitizer build)
 #   make run              embedded PostgreSQL under ./var, demo data, gateway on 127.0.0.1:8080
 #   make test-browser     web/pollgate.js and the demo page in the system Chromium (also the last step of make test)
+#   make bench-triggers   what the hint triggers cost the application's writes (pgbench; build/bench-triggers.json)
 #   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
 #
 # Every library comes through pkg-config. Objects go under build/<variant>/ so the plain and the
@@ -115,6 +116,14 @@ test-browser: deps pollgate
 bench: pollgate build/write_floor
 	build/write_floor 9000
 	/usr/bin/python3 bench/longpoll_bench.py $(BENCH_ARGS)
+
+# make bench-triggers: pgbench updating one random operation_runs row per transaction at 1, 8 and 32 clients,
+# with the hint triggers and without, on a throwaway cluster with default durability (bench/triggers_bench.py).
+# BENCH_TRIGGERS_SECONDS (default 10 per point), BENCH_TRIGGERS_CLIENTS, BENCH_TRIGGERS_SOURCES tune it.
+# Writes build/bench-triggers.json.
+.PHONY: bench-triggers
+bench-triggers: deps
+	/usr/bin/python3 bench/triggers_bench.py $(BENCH_TRIGGERS_ARGS)
 
 build/write_floor: bench/write_floor.c
 	@mkdir -p build

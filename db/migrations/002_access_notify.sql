@@ -12,8 +12,7 @@ BEGIN
     -- A token's verdict: its hash, owner, expiry and revocation (not created_at).
     PERFORM pollgate_attach_reference('access_tokens', 'access', 'user_id',
         '{user_id,token_sha256,expires_at,revoked_at}');
-    -- A workspace membership counts by existing: its role decides nothing.
-    PERFORM pollgate_attach_reference('workspace_memberships', 'access', 'user_id', '{workspace_id,user_id}');
+    PERFORM pollgate_attach_reference('workspace_memberships', 'access', 'user_id', NULL);
     PERFORM pollgate_attach_reference('tenant_memberships', 'access', 'user_id', NULL);
     PERFORM pollgate_attach_reference('role_capabilities', 'access', NULL, NULL);
 END;

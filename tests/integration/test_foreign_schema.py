@@ -120,7 +120,7 @@ SELECT pollgate.pollgate_attach('public.ops_runs', 'run', 'id',
     '{organisation_id,team_id,kind,state,result,counts,failures,created_at,started_at,finished_at}');
 SELECT pollgate.pollgate_attach('public.pack_exports', 'review_pack', 'team_id',
     '{id,organisation_id,ops_run_id,state,ready_at,expires_at,bytes,created_at,updated_at}');
-SELECT pollgate.pollgate_attach('public.organisation_user', 'access', 'user_id', '{organisation_id}');
+SELECT pollgate.pollgate_attach('public.organisation_user', 'access', 'user_id');
 SELECT pollgate.pollgate_attach('public.team_user', 'access', 'user_id', '{team_id,role}');
 SELECT pollgate.pollgate_attach('public.personal_access_tokens', 'access', 'tokenable_id',
     '{tokenable_type,token,expires_at}');
@@ -347,7 +347,8 @@ def test_only_changes_that_matter_send_a_hint(pg, fdb):
     assert lst.after("UPDATE personal_access_tokens SET last_used_at = now() WHERE tokenable_id = 1") == []
     assert lst.after("UPDATE personal_access_tokens SET expires_at = now() + interval '1 day' "
                      "WHERE tokenable_id = 1") == [("pollgate_access", "1")]
-    assert lst.after("UPDATE organisation_user SET position = 'boss' WHERE user_id = 2") == []
+    assert lst.after("UPDATE organisation_user SET position = position WHERE user_id = 2") == []
+    assert lst.after("UPDATE organisation_user SET position = 'boss' WHERE user_id = 2") == [("pollgate_access", "2")]
     assert lst.after("UPDATE team_user SET joined_at = now() WHERE user_id = 2") == []
     assert lst.after("UPDATE team_user SET role = 'owner' WHERE user_id = 2") == [("pollgate_access", "2")]
     assert lst.after("DELETE FROM team_user WHERE user_id = 2") == [("pollgate_access", "2")]
@@ -370,7 +371,7 @@ def test_reference_schema_sends_no_hint_for_noop_or_unserved_updates(pg, db):
                      "file_disk = 'd', initiated_by_user_id = 3") == []
     assert lst.after("UPDATE review_packs SET status = 'ready'") == [("pollgate_review_pack", "7")]
     assert lst.after("UPDATE access_tokens SET created_at = now() - interval '1 day'") == []
-    assert lst.after("UPDATE workspace_memberships SET role = 'boss' WHERE user_id = 2") == []
+    assert lst.after("UPDATE workspace_memberships SET role = role WHERE user_id = 2") == []
     assert lst.after("UPDATE access_tokens SET revoked_at = now() WHERE user_id = 2") == [("pollgate_access", "2")]
     assert lst.after("UPDATE tenants SET name = 'renamed'") == []
 
