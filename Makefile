@@ -120,7 +120,8 @@ bench: pollgate build/write_floor
 
 # make bench-triggers: pgbench updating one random operation_runs row per transaction at 1, 8 and 32 clients,
 # with the hint triggers and without, on a throwaway cluster with default durability (bench/triggers_bench.py).
-# BENCH_TRIGGERS_SECONDS (default 10 per point), BENCH_TRIGGERS_CLIENTS, BENCH_TRIGGERS_SOURCES tune it.
+# BENCH_TRIGGERS_SECONDS (default 10 per point), BENCH_TRIGGERS_CLIENTS, BENCH_TRIGGERS_SOURCES,
+# BENCH_TRIGGERS_SYNC (on|off: synchronous_commit of the writers) tune it.
 # Writes build/bench-triggers.json.
 .PHONY: bench-triggers
 bench-triggers: deps

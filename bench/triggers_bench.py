@@ -3,7 +3,8 @@
 
     make bench-triggers
     /usr/bin/python3 bench/triggers_bench.py [--seconds 10] [--clients 1,8,32] [--rows 10000]
-                                             [--sources notify,none] [--database URI] [--json PATH]
+                                             [--sources notify,none] [--synchronous-commit on|off]
+                                             [--database URI] [--json PATH]
 
 pgbench updates one random operation_runs row per transaction, changing a served column (summary_counts),
 at each client count, once per hint source:
@@ -23,6 +24,8 @@ a transaction that sent NOTIFY takes one database-wide lock before its commit re
 it until the commit is flushed, so notifying commits are serialised, and group commit cannot merge their
 WAL flushes. --database URI uses that server instead (a superuser connection; the database
 pollgate_bench_triggers is created and dropped there), which is how the test suite runs a one-second smoke.
+--synchronous-commit off runs pgbench's sessions with synchronous_commit = off (a per-session setting an
+application may choose): commits no longer wait for their flush, and neither does the lock.
 
 Environment: BENCH_TRIGGERS_SECONDS, BENCH_TRIGGERS_CLIENTS and BENCH_TRIGGERS_SOURCES override the
 defaults; POLLGATE_PG_BINDIR the PostgreSQL programs (default the newest /usr/lib/postgresql/N/bin).
@@ -177,11 +180,13 @@ SOURCES = {
 }
 
 
-def run_pgbench(bindir, conninfo, script, clients, seconds, rows):
+def run_pgbench(bindir, conninfo, script, clients, seconds, rows, sync):
     jobs = min(clients, max(2, os.cpu_count() or 2))
+    env = dict(os.environ, PGOPTIONS=f"-c synchronous_commit={sync}")
     argv = [str(bindir / "pgbench"), "-n", "-f", str(script), "-c", str(clients), "-j", str(jobs), "-T", str(seconds),
             "-D", f"rows={rows}", conninfo]
-    p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=seconds * 4 + 60)
+    p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=seconds * 4 + 60,
+                       env=env)
     if p.returncode != 0:
         raise RuntimeError(f"pgbench exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
     m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", p.stdout)
@@ -201,12 +206,14 @@ def main():
     ap.add_argument("--clients", default=env_default("BENCH_TRIGGERS_CLIENTS", "1,8,32"))
     ap.add_argument("--sources", default=env_default("BENCH_TRIGGERS_SOURCES", "none,notify"))
     ap.add_argument("--rows", type=int, default=10000)
+    ap.add_argument("--synchronous-commit", choices=("on", "off"), default=env_default("BENCH_TRIGGERS_SYNC", "on"),
+                    help="synchronous_commit of pgbench's sessions (default on, PostgreSQL's default)")
     ap.add_argument("--database", help="a superuser conninfo/URI of an existing server (default: a throwaway "
                                        "cluster with default durability)")
     ap.add_argument("--json", default=str(REPO / "build" / "bench-triggers.json"))
     args = ap.parse_args()
 
-    clients = [int(c) for c in args.clients.split(",") if c.strip()]
+    clients = list(dict.fromkeys(int(c) for c in args.clients.split(",") if c.strip()))
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     for s in sources:
         if s not in SOURCES:
@@ -252,7 +259,7 @@ def main():
         results = {}
         print(f"bench-triggers: {args.seconds}s per point, clients {clients}, sources {sources}, "
               f"{args.rows} rows; PostgreSQL {settings['server_version']} fsync={settings['fsync']} "
-              f"synchronous_commit={settings['synchronous_commit']}", flush=True)
+              f"synchronous_commit={args.synchronous_commit} (pgbench sessions)", flush=True)
         for c in clients:
             for s in sources:
                 src = SOURCES[s]
@@ -263,7 +270,8 @@ def main():
                 if listener:
                     listener.start()
                 try:
-                    tps, failed = run_pgbench(bindir, target, script, c, args.seconds, args.rows)
+                    tps, failed = run_pgbench(bindir, target, script, c, args.seconds, args.rows,
+                                              args.synchronous_commit)
                 finally:
                     if listener:
                         listener.stop()
@@ -307,6 +315,7 @@ def main():
         "clients": clients,
         "sources": {s: SOURCES[s]["what"] for s in sources},
         "server": settings,
+        "pgbench_synchronous_commit": args.synchronous_commit,
         "cluster": "existing (--database)" if args.database else "throwaway, default durability",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "results": results,
