@@ -346,6 +346,7 @@ int main(int argc, char **argv)
 		.reconnect_min_ms = a.cfg->db_reconnect_min_ms,
 		.reconnect_max_ms = a.cfg->db_reconnect_max_ms,
 		.heartbeat_ms = a.cfg->db_heartbeat_ms,
+		.check_hints = true,
 		.on_notify = on_notify,
 		.on_up = on_listen_up,
 		.on_down = on_listen_down,

@@ -147,5 +147,13 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 	         "pg_notification_queue_usage() at the last heartbeat (NaN before the first).")) return -1;
 	if (usage >= 0) P("pollgate_notification_queue_usage %.6f\n", usage);
 	else P("pollgate_notification_queue_usage NaN\n");
+	const db_hints *hints = db_listen_hints(listen);
+	if (head(out, "pollgate_hint_triggers", "gauge",
+	         "Tables with an enabled hint trigger, by kind, at the last LISTEN (re)connect; 0 = that kind "
+	         "relies on the safety net alone (NaN before the first check).")) return -1;
+	for (int k = 0; k < DB_HINT_KINDS; k++) {
+		if (hints->tables[k] >= 0) P("pollgate_hint_triggers{kind=\"%s\"} %d\n", db_hint_kind_name(k), hints->tables[k]);
+		else P("pollgate_hint_triggers{kind=\"%s\"} NaN\n", db_hint_kind_name(k));
+	}
 	return 0;
 }
