@@ -391,7 +391,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	free(xff);
 
 	gw_route route = gw_http_route(path, &id);
-	rlog_debug(rid, "request method=%s path=\"%s\" client=%s", method_name(method), path ? path : "", client_text);
+	rlog_debug(rid, "request method=%s path=%s client=%s", method_name(method), CM_Q(path), CM_Q(client_text));
 	if (route == GW_ROUTE_NONE) {
 		reply_error(s, req, route, rid, GW_ERR_NOT_FOUND, NULL, 0);
 		return;
