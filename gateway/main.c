@@ -50,10 +50,10 @@ static const char *const channels[] = {"pollgate_run", "pollgate_review_pack", "
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: pollgate [-c FILE] [--check-config] [--version]\n"
+	        "usage: pollgate [-c FILE] [-t | --check-config] [--print-config] [-V | --version] [-h | --help]\n"
 	        "  -c, --config FILE   configuration file (see conf/pollgate.conf); defaults when omitted\n"
-	        "      --check-config  validate the configuration, print each error as FILE:LINE: message\n"
-	        "      --print-config  print every key with its effective value\n"
+	        "  -t, --check-config  validate the configuration, print each error as FILE:LINE: message\n"
+	        "      --print-config  print every key with its effective value (the database password redacted)\n"
 	        "  -V, --version       print the version\n"
 	        "  -h, --help          this text\n");
 }
