@@ -141,6 +141,8 @@ static const struct key_def keys[] = {
 	    "logfmt for people, json for log shippers"),
 	STR("log_file", log_file, "", K_RELOAD | K_EMPTY_OK, NULL,
 	    "log destination, reopened on SIGHUP; empty means stderr"),
+	STR("access_log", access_log, "off", K_RELOAD, NULL,
+	    "one line per answered request: off, on (into the log above) or a file path, reopened on SIGHUP"),
 	LIST("run_active_statuses", T_POL_LIST, policy.run_active, policy.n_run_active, "queued running",
 	     "run statuses that are still moving: held and re-read"),
 	KEY("run_completed_status", T_POL_NAME, policy.run_completed_status, 0, "completed", 0, 0, K_RELOAD,

@@ -60,6 +60,7 @@ typedef struct conf {
 	int log_level;  /* cm_log_level */
 	int log_format; /* cm_log_format */
 	char *log_file; /* owned; "" = stderr */
+	char *access_log; /* owned; "off", "on" (into the main log) or a file path */
 
 	pol_config policy;
 } conf;

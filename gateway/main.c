@@ -132,6 +132,8 @@ static void apply_logging(const conf *c)
 {
 	cm_log_configure(c->log_level, (cm_log_format)c->log_format);
 	if (cm_log_open(c->log_file) != 0) log_error("cannot open log file path=%s error=%s", CM_Q(c->log_file), CM_Q(strerror(errno)));
+	if (cm_log_access_open(c->access_log) != 0)
+		log_error("cannot open access log path=%s error=%s", CM_Q(c->access_log), CM_Q(strerror(errno)));
 }
 
 static void reload(app *a)
@@ -143,7 +145,7 @@ static void reload(app *a)
 
 	if (a->conf_path == NULL) {
 		log_info("reload requested; running on built-in defaults, nothing to reload");
-		if (cm_log_open(a->cfg->log_file) != 0) log_error("cannot reopen log file");
+		apply_logging(a->cfg);
 		return;
 	}
 	ef = open_memstream(&errs, &errlen);
@@ -156,7 +158,7 @@ static void reload(app *a)
 			log_error("config rejected error=%s", CM_Q(line));
 		log_error("reload failed errors=%d path=%s hint=\"old config kept\"", nerr, CM_Q(a->conf_path));
 		free(errs);
-		if (cm_log_open(a->cfg->log_file) != 0) log_error("cannot reopen log file");
+		apply_logging(a->cfg);
 		return;
 	}
 	free(errs);
