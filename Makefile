@@ -148,6 +148,7 @@ FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 FUZZ_OBJ_request = $(call fuzz_obj,gateway/http.c gateway/cidr.c auth/auth.c common/%)
 FUZZ_OBJ_config  = $(call fuzz_obj,gateway/config.c gateway/cidr.c policy/% common/%)
+FUZZ_OBJ_log     = $(call fuzz_obj,common/%)
 
 .PHONY: fuzz fuzz-build fuzz-regress
 

@@ -404,8 +404,23 @@ static int emit_json(int fd, int level, const char *rid, const char *ts, const c
 	if (c.failed || json_object_set_new(c.obj, "msg", m) != 0) goto done;
 	out = json_dumps(c.obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 	if (out == NULL) goto done;
-	size_t n = strlen(out);
-	out[n] = '\n'; /* json_dumps leaves the NUL we overwrite; write n + 1 bytes */
+	size_t n = strlen(out), dels = 0;
+	for (size_t i = 0; i < n; i++) dels += out[i] == 0x7f;
+	if (dels) {
+		/* jansson writes DEL raw; it can only be inside a string, where \u007f means the same */
+		char *esc = malloc(n + dels * 5 + 1);
+		if (esc == NULL) goto done;
+		size_t o = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (out[i] == 0x7f) memcpy(esc + o, "\\u007f", 6), o += 6;
+			else esc[o++] = out[i];
+		}
+		esc[o] = '\0';
+		free(out);
+		out = esc;
+		n = o;
+	}
+	out[n] = '\n'; /* overwrites the NUL; write n + 1 bytes */
 	ssize_t w = write(fd, out, n + 1);
 	(void)w;
 	rc = 0;
