@@ -175,8 +175,10 @@ void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
 
 	memcpy(rid, w->rid, sizeof rid);
 	gw_hold_observe(&r->st.hold, why, cm_mono_ms() - w->start_ms);
-	gw_http_format_addr(w->client_addr, client, sizeof client);
-	gw_http_access_note(client, w->start_ms, gw_hold_reason_name(why));
+	if (cm_log_access_enabled()) {
+		gw_http_format_addr(w->client_addr, client, sizeof client);
+		gw_http_access_note(client, w->start_ms, gw_hold_reason_name(why));
+	}
 	waiter_detach(r, w);
 	if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
 	switch (code) {

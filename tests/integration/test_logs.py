@@ -245,3 +245,17 @@ def test_no_token_jwt_or_password_in_any_log_format(gateway, world, db, pg, tmp_
             for s in secrets:
                 assert s not in text, f"{s!r} appears in the {fmt} {name}"
         db.cursor().execute("UPDATE access_tokens SET revoked_at = NULL")
+
+
+def test_access_log_file_is_reopened_on_sighup(gateway, world, tmp_path):
+    access = tmp_path / "access.log"
+    gw = gateway(log_level="info", access_log=str(access))
+    assert http("GET", gw.url + "/healthz").status == 200
+    wait_for(lambda: "route=healthz" in access.read_text(), what="the first access line")
+    rotated = tmp_path / "access.log.1"
+    access.rename(rotated)                      # what logrotate does, then it signals
+    gw.reload()
+    gw.wait_log(r"config reloaded")
+    assert http("GET", gw.url + "/healthz").status == 200
+    wait_for(lambda: access.exists() and "route=healthz" in access.read_text(), what="a line in the new file")
+    assert rotated.read_text().count("route=healthz") == 1
