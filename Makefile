@@ -74,6 +74,7 @@ TEST_OBJ_queries = $(call room_obj,db/queries.c common/%)
 TEST_OBJ_http    = $(call room_obj,gateway/http.c common/%)
 TEST_OBJ_hmap    = $(call room_obj,common/%)
 TEST_OBJ_log     = $(call room_obj,common/%)
+TEST_OBJ_hold    = $(call room_obj,gateway/hold.c)
 TEST_OBJ_cidr    = $(call room_obj,gateway/cidr.c)
 test_objs = $(if $(TEST_OBJ_$(1)),$(TEST_OBJ_$(1)),$(LIB_OBJ))
 

@@ -415,6 +415,7 @@ static void serve_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (s->draining) {
+		gw_http_access_note(client_text, 0, "drain");
 		reply_error(s, req, route, rid, GW_ERR_UNAVAILABLE, NULL, GW_REPLY_CLOSE);
 		return;
 	}
