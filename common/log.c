@@ -159,6 +159,14 @@ static size_t field_at(const char *p)
 	return p[n] == '=' ? n : 0;
 }
 
+/* The length of the message's free text: up to the first ` key=`, or all of it. */
+static size_t text_len(const char *msg)
+{
+	for (const char *p = msg; (p = strchr(p, ' ')) != NULL; p++)
+		if (field_at(p + 1)) return (size_t)(p - msg);
+	return strlen(msg);
+}
+
 static size_t put_utf8(char *o, uint32_t cp)
 {
 	if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff)) cp = 0xfffd;
@@ -216,22 +224,11 @@ static const char *unquote(const char *p, char *out, size_t *olen)
 int cm_log_parse(const char *msg, size_t *textlen, cm_log_field_fn field, void *arg)
 {
 	const char *p = msg;
-	const char *split = NULL;
 	int n = 0;
 	char val[2048];
 
-	for (const char *q = msg; (q = strchr(q, ' ')) != NULL; q++) {
-		if (field_at(q + 1)) {
-			split = q;
-			break;
-		}
-	}
-	if (split == NULL) {
-		*textlen = strlen(msg);
-		return 0;
-	}
-	*textlen = (size_t)(split - msg);
-	p = split;
+	*textlen = text_len(msg);
+	p = msg + *textlen;
 	while (*p) {
 		while (*p == ' ') p++;
 		if (*p == '\0') break;
@@ -392,7 +389,7 @@ static int emit_json(int fd, int level, const char *rid, const char *ts, const c
 	    json_object_set_new(c.obj, "priority", json_integer(cm_log_level_priority(level))) != 0)
 		goto done;
 	if (rid && json_object_set_new(c.obj, "rid", json_stringn(rid, strlen(rid))) != 0) goto done;
-	(void)cm_log_parse(msg, &textlen, json_field, &c);
+	textlen = text_len(msg);
 	json_t *m = json_stringn(msg, textlen);
 	if (m == NULL) { /* free text is the call site's own; be safe anyway */
 		char q[CM_LOG_QMAX * 2];
@@ -401,7 +398,9 @@ static int emit_json(int fd, int level, const char *rid, const char *ts, const c
 		cm_log_quote(q, sizeof q, t);
 		m = json_stringn(q + 1, strlen(q) - 2);
 	}
-	if (c.failed || json_object_set_new(c.obj, "msg", m) != 0) goto done;
+	if (json_object_set_new(c.obj, "msg", m) != 0) goto done;
+	(void)cm_log_parse(msg, &textlen, json_field, &c);
+	if (c.failed) goto done;
 	out = json_dumps(c.obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 	if (out == NULL) goto done;
 	size_t n = strlen(out), dels = 0;
@@ -447,13 +446,7 @@ static void emit_logfmt(int fd, int level, const char *rid, const char *ts, cons
 		else lb_str(&b, cm_log_quote(q, sizeof q, rid));
 	}
 	/* the text first (fields are appended while parsing) */
-	const char *split = msg;
-	for (const char *p = msg; (p = strchr(p, ' ')) != NULL; p++)
-		if (field_at(p + 1)) {
-			split = p;
-			break;
-		}
-	textlen = split == msg ? strlen(msg) : (size_t)(split - msg);
+	textlen = text_len(msg);
 	snprintf(text, sizeof text, "%.*s", (int)textlen, msg);
 	lb_str(&b, " msg=");
 	lb_str(&b, cm_log_quote(q, sizeof q, text));
