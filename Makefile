@@ -82,6 +82,8 @@ TEST_OBJ_queries = $(call room_obj,db/queries.c common/%)
 TEST_OBJ_hints   = $(call room_obj,db/hints.c common/%)
 TEST_OBJ_http    = $(call room_obj,gateway/http.c common/%)
 TEST_OBJ_hmap    = $(call room_obj,common/%)
+TEST_OBJ_log     = $(call room_obj,common/%)
+TEST_OBJ_hold    = $(call room_obj,gateway/hold.c)
 TEST_OBJ_cidr    = $(call room_obj,gateway/cidr.c)
 test_objs = $(if $(TEST_OBJ_$(1)),$(TEST_OBJ_$(1)),$(LIB_OBJ))
 
@@ -305,6 +307,7 @@ fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 FUZZ_OBJ_request = $(call fuzz_obj,gateway/http.c gateway/cidr.c auth/auth.c common/%)
 FUZZ_OBJ_config  = $(call fuzz_obj,gateway/config.c gateway/cidr.c auth/jwt.c policy/% common/%)
 FUZZ_OBJ_jwt     = $(call fuzz_obj,auth/jwt.c)
+FUZZ_OBJ_log     = $(call fuzz_obj,common/%)
 
 .PHONY: fuzz fuzz-build fuzz-regress
 

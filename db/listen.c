@@ -142,8 +142,8 @@ static void lsess_down(db_listen *l, const char *why)
 	int64_t delay = db_conn_backoff_ms(&l->rng, l->reconnect_min_ms, l->reconnect_max_ms, l->attempt);
 	if (l->attempt < 64) l->attempt++;
 	lsess_set_state(l, LSESS_DOWN);
-	if (was_up) log_warn("db listen down reason=\"%s\" retry_ms=%lld", safe, (long long)delay);
-	else log_warn("db listen connect failed attempt=%u reason=\"%s\" retry_ms=%lld", l->attempt, safe, (long long)delay);
+	if (was_up) log_warn("db listen down reason=%s retry_ms=%lld", CM_Q(safe), (long long)delay);
+	else log_warn("db listen connect failed attempt=%u reason=%s retry_ms=%lld", l->attempt, CM_Q(safe), (long long)delay);
 	if (db_conn_timer_ms(l->timer, delay) != 0) log_error("db listen cannot arm reconnect timer");
 	if (was_up) {
 		l->stats.errors++;
@@ -265,7 +265,7 @@ static void lsess_complete(db_listen *l, PGresult *res)
 		}
 		if (strtol(PQgetvalue(res, 0, 1), NULL, 10) != (long)PQbackendPID(l->pg)) {
 			log_error("db listen backend pid mismatch reported=%d actual=%s", PQbackendPID(l->pg),
-			          PQgetvalue(res, 0, 1));
+			          CM_Q(PQgetvalue(res, 0, 1)));
 			PQclear(res);
 			lsess_fatal(l, WHY_POOLER);
 			return;
@@ -406,7 +406,7 @@ static void lsess_timer_cb(evutil_socket_t fd, short what, void *arg)
 		if (lsess_send(l, SQL_HEARTBEAT)) l->hb_pending = true;
 		return;
 	case LSESS_FATAL:
-		log_error("db listen refused reason=\"%s\"", l->fatal_why);
+		log_error("db listen refused reason=%s", CM_Q(l->fatal_why));
 		if (l->on_fatal) l->on_fatal(l->arg, l->fatal_why);
 		return;
 	}
