@@ -501,8 +501,7 @@ static void serve_request(struct evhttp_request *req, void *arg)
 	w->req = req;
 	w->kind = route == GW_ROUTE_RUN ? GW_RUN : GW_PACK;
 	w->id = id;
-	memcpy(w->client_addr, client_key, 16);
-	conf_client_key_prefix(w->client_addr, (int)c->client_ipv6_prefix);
+	memcpy(w->client_addr, client_key, 16); /* whole; the registry cuts the cap key to client_ipv6_prefix */
 	w->start_ms = cm_mono_ms();
 	memcpy(w->rid, rid, sizeof w->rid);
 	if (CM_LOG_ENABLED(CM_LOG_DEBUG)) {

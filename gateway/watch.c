@@ -28,6 +28,7 @@
 
 #include "common/hmap.h"
 #include "common/log.h"
+#include "gateway/cidr.h"
 #include "gateway/http.h"
 #include "gateway/watch-internal.h"
 #include "db/pool.h"
@@ -549,7 +550,13 @@ static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
 		return;
 	}
 	gw_user *u = s->user; /* the user's entry lives as long as it has a sub: the held count lives there */
-	gw_counter *cl = counter_get(&r->clients, w->client_addr, true);
+	/* The per-client cap counts an IPv6 client by its prefix; w->client_addr keeps the whole address
+	 * for the logs. The counter is remembered on the waiter, so a reload of the prefix during the hold
+	 * releases the counter it took. */
+	uint8_t cap_key[16];
+	memcpy(cap_key, w->client_addr, sizeof cap_key);
+	conf_client_key_prefix(cap_key, (int)c->client_ipv6_prefix);
+	gw_counter *cl = counter_get(&r->clients, cap_key, true);
 	if (cl == NULL || u->held >= (uint64_t)c->max_waiters_per_principal ||
 	    cl->n >= (uint64_t)c->max_waiters_per_client) {
 		counter_drop_unused(&r->clients, cl);
