@@ -57,7 +57,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: pollgate [-c FILE] [-t | --check-config] [--print-config] [-V | --version] [-h | --help]\n"
-	        "  -c, --config FILE   configuration file (see conf/pollgate.conf); defaults when omitted\n"
+	        "  -c, --config FILE   configuration file; default " DEFAULT_CONF " when it exists,\n"
+	        "                      else the built-in defaults\n"
 	        "  -t, --check-config  validate the configuration, print each error as FILE:LINE: message\n"
 	        "      --print-config  print every key with its effective value (the database password redacted)\n"
 	        "  -V, --version       print the version\n"
