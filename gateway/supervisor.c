@@ -172,12 +172,18 @@ static void on_restart(evutil_socket_t fd, short what, void *arg)
 	if (spawn(s, ws->index) == 1) event_base_loopbreak(s->base); /* the new worker leaves this loop */
 }
 
+static void signal_all(gw_sup *s, int sig)
+{
+	for (int i = 0; i < s->o->workers; i++)
+		if (s->w[i].pid > 0) kill(s->w[i].pid, sig);
+}
+
+/* Stop: no more restarts, and `sig` to every worker running. */
 static void stop_all(gw_sup *s, int sig)
 {
-	for (int i = 0; i < s->o->workers; i++) {
-		if (s->w[i].pid > 0) kill(s->w[i].pid, sig);
-		evtimer_del(s->w[i].restart_ev);
-	}
+	for (int i = 0; i < s->o->workers; i++)
+		if (s->w[i].restart_ev) evtimer_del(s->w[i].restart_ev);
+	signal_all(s, sig);
 }
 
 static void reap(gw_sup *s)
@@ -241,7 +247,7 @@ static void reload(gw_sup *s)
 	if (s->o->conf_path == NULL) {
 		log_info("reload requested; running on built-in defaults, nothing to reload");
 		s->o->apply_logging(*s->cfg);
-		stop_all(s, SIGHUP); /* the workers reopen their logs */
+		signal_all(s, SIGHUP); /* the workers reopen their logs */
 		return;
 	}
 	FILE *ef = open_memstream(&errs, &errlen);
@@ -264,8 +270,7 @@ static void reload(gw_sup *s)
 	*s->cfg = fresh;
 	s->o->apply_logging(fresh);
 	log_info("config checked; reloading every worker path=%s workers=%d", CM_Q(s->o->conf_path), s->alive);
-	for (int i = 0; i < s->o->workers; i++)
-		if (s->w[i].pid > 0) kill(s->w[i].pid, SIGHUP);
+	signal_all(s, SIGHUP);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
