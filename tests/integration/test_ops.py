@@ -220,6 +220,49 @@ def test_a_second_stop_signal_during_the_drain_still_answers_everyone_and_exits_
     assert all(r.etag == etag for r in rs)
 
 
+def _sanitizer_build():
+    """Is the binary under test the ASan build (make SANITIZE=address,undefined)?"""
+    try:
+        return b"__asan_init" in gateway_binary().read_bytes()
+    except OSError:
+        return False
+
+
+@pytest.mark.xfail(condition=_sanitizer_build(), strict=True,
+                   reason="registry: gw_reg_free does not free the read batch still in flight at exit (the pool "
+                          "drops queued/in-flight queries without their callbacks, by contract), so LeakSanitizer "
+                          "reports reread.c send_kind_batch's batch and the gateway exits 1")
+def test_a_second_stop_signal_answers_the_requests_still_waiting_for_a_read_503(gateway, world, db, pg):
+    # Requests whose read is stuck (a lock holds operation_runs) keep the drain waiting; a second stop
+    # signal ends it: they get 503 with Retry-After and Connection: close, written before the exit.
+    make_run(db, 1, 7, id=42, status="running")
+    gw = gateway(drain_timeout="60s", db_query_timeout="60s")
+    gw.get("/v1/runs/42?wait=0", token="tok-alice")  # the token is known: only the run read is left
+    locker = pg.connect(autocommit=False)
+    try:
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE operation_runs IN ACCESS EXCLUSIVE MODE")
+        mg = ManyGets([(gw.url + "/v1/runs/42?wait=30", {"Authorization": "Bearer tok-alice"})] * 5, timeout=40).start()
+        mg.wait_sent()
+        wait_for(lambda: gw.metrics().value("pollgate_waiters_pending") == 5, what="5 waiting for the read")
+        gw.send_signal(signal.SIGTERM)
+        gw.wait_log("draining")
+        assert gw.running  # the drain waits for the stuck read
+        t0 = time.monotonic()
+        gw.send_signal(signal.SIGTERM)
+        rs = mg.results(timeout=20)
+        gw.proc.wait(15)
+        took = time.monotonic() - t0
+    finally:
+        locker.rollback()
+        locker.close()
+    assert gw.stop() == 0
+    assert [(r.status, r.headers.get("Connection", "").lower()) for r in rs] == [(503, "close")] * 5, \
+        sorted({(r.status, repr(r.error)) for r in rs})
+    assert all(r.headers.get("Retry-After") and r.json()["error"]["code"] == "unavailable" for r in rs)
+    assert took < 5, f"exit {took:.2f}s after the second signal"
+
+
 # ---- limits ----
 
 def _hold_n(gw, token, etag, n, wait=20):
