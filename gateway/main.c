@@ -85,7 +85,7 @@ static void on_pool_change(void *arg)
 {
 	app *a = arg;
 	if (a->reg) gw_reg_pool_changed(a->reg);
-	if (a->srv) gw_server_publish(a->srv);
+	if (a->srv) gw_server_publish_ready(a->srv);
 }
 
 static bool parse_payload_id(const char *s, int64_t *id)
@@ -118,7 +118,7 @@ static void on_listen_up(void *arg)
 {
 	app *a = arg;
 	gw_reg_listen_up(a->reg); /* db/listen.c has logged it */
-	if (a->srv) gw_server_publish(a->srv);
+	if (a->srv) gw_server_publish_ready(a->srv);
 }
 
 static void on_listen_down(void *arg, const char *why)
@@ -126,7 +126,7 @@ static void on_listen_down(void *arg, const char *why)
 	app *a = arg;
 	(void)why; /* db/listen.c has logged it */
 	gw_reg_listen_down(a->reg);
-	if (a->srv) gw_server_publish(a->srv);
+	if (a->srv) gw_server_publish_ready(a->srv);
 }
 
 static void on_listen_fatal(void *arg, const char *why)
@@ -429,7 +429,7 @@ int main(int argc, char **argv)
 		sigaddset(&forked, SIGTERM);
 		sigaddset(&forked, SIGINT);
 		gw_shm_set_started(a.shm, a.worker);
-		gw_server_publish(a.srv);
+		gw_server_publish_ready(a.srv);
 		sigprocmask(SIG_UNBLOCK, &forked, NULL);
 	}
 	log_info("pollgate started version=%s listen=%s pool=%d", POLLGATE_VERSION, a.cfg->listen, a.cfg->db_pool_size);

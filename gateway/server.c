@@ -72,6 +72,7 @@ struct gw_server {
 	gw_shm *shm; /* workers > 1 (borrowed), else NULL */
 	int worker;
 	struct event *publish_tick;
+	gw_metrics_snap *published; /* what the tick published last */
 };
 
 /* The one server of the process, for evhttp_send_error() below, which libevent calls without an argument
@@ -577,25 +578,29 @@ gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *
  *
  * Every worker binds its own listening socket on the same address with SO_REUSEPORT: the kernel spreads
  * new connections over the workers' sockets by a hash of the 4-tuple, each worker accepts only its own
- * (no thundering herd on one shared socket), and every worker's loop runs on its own core. A 100 ms tick
- * publishes this worker's figures and readiness into shared memory for /metrics and /readyz. */
+ * (no thundering herd on one shared socket), and every worker's loop runs on its own core. A 10 ms tick
+ * publishes this worker's figures (when they changed: a few KB of words) and readiness into shared memory
+ * for /metrics and /readyz; readiness is also published the moment the pool or LISTEN session changes. */
 
-#define PUBLISH_TICK_MS 100
+#define PUBLISH_TICK_MS 10
 
-void gw_server_publish(gw_server *s)
+void gw_server_publish_ready(gw_server *s)
 {
-	if (s->shm == NULL) return;
-	gw_metrics_snap snap;
-	gw_metrics_collect(&snap, &s->front, s->reg, s->pool, s->listen);
-	gw_metrics_publish(&snap, s->shm, s->worker);
-	gw_shm_set_ready(s->shm, s->worker, db_pool_connected(s->pool) > 0, db_listen_is_up(s->listen));
+	if (s->shm) gw_shm_set_ready(s->shm, s->worker, db_pool_connected(s->pool) > 0, db_listen_is_up(s->listen));
 }
 
 static void on_publish_tick(evutil_socket_t fd, short what, void *arg)
 {
+	gw_server *s = arg;
 	(void)fd;
 	(void)what;
-	gw_server_publish(arg);
+	gw_metrics_snap snap;
+	gw_metrics_collect(&snap, &s->front, s->reg, s->pool, s->listen);
+	if (s->published == NULL || memcmp(&snap, s->published, sizeof snap) != 0) {
+		gw_metrics_publish(&snap, s->shm, s->worker);
+		if (s->published || (s->published = malloc(sizeof *s->published)) != NULL) *s->published = snap;
+	}
+	gw_server_publish_ready(s);
 }
 
 int gw_server_set_shared(gw_server *s, gw_shm *shm, int wi)
@@ -681,6 +686,7 @@ void gw_server_free(gw_server *s)
 	if (s->heads_tick) event_free(s->heads_tick);
 	if (s->accept_resume) event_free(s->accept_resume);
 	if (s->publish_tick) event_free(s->publish_tick);
+	free(s->published);
 	free(s);
 }
 

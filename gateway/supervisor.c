@@ -48,7 +48,6 @@ typedef struct worker_slot {
 	int index;
 	pid_t pid;            /* 0: not running */
 	int64_t started_ms;
-	int generation;       /* 0: the first process of this slot; restarts count up */
 	int64_t delay_ms;     /* the next restart's delay when it dies young */
 	struct event *restart_ev;
 } worker_slot;
@@ -154,7 +153,6 @@ static int spawn(gw_sup *s, int i)
 	}
 	ws->pid = pid;
 	ws->started_ms = cm_mono_ms();
-	ws->generation++;
 	gw_shm_set_pid(s->shm, i, pid);
 	s->alive++;
 	log_info("worker started worker=%d pid=%d", i, (int)pid);
@@ -208,9 +206,12 @@ static void reap(gw_sup *s)
 			if (!clean) s->exit_code = 1;
 			continue;
 		}
-		if (!started && ws->generation == 1 && WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-			/* It could not start at all (the address, the event loop): another try would fail the same way. */
-			log_error("a worker could not start; stopping worker=%d", ws->index);
+		if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+			/* A worker stops itself with a status only for what another try would meet again: it could not
+			 * start (the address, the event loop) or the database cannot serve LISTEN (a hot standby). The
+			 * server stops as the single process would; crashes and kills (signals) are restarted. */
+			log_error("a worker stopped on a fatal error; stopping the server worker=%d started=%s", ws->index,
+			          started ? "yes" : "no");
 			s->stopping = true;
 			s->exit_code = 1;
 			stop_all(s, SIGTERM);
