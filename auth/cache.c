@@ -80,6 +80,11 @@ auth_trust auth_token_trust(const auth_token *t, int64_t now_ms, int64_t now_us,
 	return AUTH_TRUST_RECHECK;
 }
 
+bool auth_token_checked_since(const auth_token *t, int64_t since_ms)
+{
+	return t->state == AUTH_TOKEN_VALID && t->checked_ms >= since_ms;
+}
+
 void auth_token_set(auth_cache *c, auth_token *t, bool found, int64_t user_id, int64_t expires_at_us,
                     int64_t checked_ms)
 {

@@ -66,6 +66,10 @@ bool auth_token_fresh(const auth_token *t, int64_t now_ms, int64_t now_us, int64
 typedef enum { AUTH_TRUST_FRESH, AUTH_TRUST_RECHECK, AUTH_TRUST_DEAD } auth_trust;
 auth_trust auth_token_trust(const auth_token *t, int64_t now_ms, int64_t now_us, int64_t ttl_ms);
 
+/* Was the entry found valid by a lookup sent at or after since_ms (and not made stale since)? A request
+ * that asked for a re-check at since_ms may rely on that lookup whatever the ttl. */
+bool auth_token_checked_since(const auth_token *t, int64_t since_ms);
+
 /* Record a finished lookup: found (user, expiry) or not. Moves the entry to the young end. */
 void auth_token_set(auth_cache *c, auth_token *t, bool found, int64_t user_id, int64_t expires_at_us,
                     int64_t checked_ms);

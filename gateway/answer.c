@@ -48,6 +48,7 @@ static void owe(gw_registry *r, gw_sub *s, gw_waiter *x)
 	TAILQ_REMOVE(&s->answering, x, link);
 	x->state = GW_W_HELD;
 	x->owed = true;
+	x->owed_ms = cm_mono_ms();
 	s->n_owed++;
 	r->n_owed++;
 	TAILQ_INSERT_TAIL(&s->held, x, link);
@@ -56,7 +57,12 @@ static void owe(gw_registry *r, gw_sub *s, gw_waiter *x)
 
 static auth_trust trust(const gw_registry *r, const gw_waiter *x, int64_t now_ms, int64_t now_us)
 {
-	return auth_token_trust(x->token, now_ms, now_us, r->cfg->auth_cache_ttl_ms);
+	auth_trust t = auth_token_trust(x->token, now_ms, now_us, r->cfg->auth_cache_ttl_ms);
+	/* A lookup sent after this waiter became owed its state was made for this answer: it stands whatever
+	 * the ttl (with auth_cache_ttl = 0 nothing else ever would). An access hint since voids it. */
+	if (t == AUTH_TRUST_RECHECK && x->owed_ms != 0 && auth_token_checked_since(x->token, x->owed_ms))
+		return AUTH_TRUST_FRESH;
+	return t;
 }
 
 /* Decide one waiter due new state now: 200, 401, or owed (back to held, token re-checked). */

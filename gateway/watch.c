@@ -560,7 +560,8 @@ static void decide(gw_registry *r, gw_sub *s, gw_waiter *w)
 }
 
 /* How a sub's pending waiters are decided:
- *   PS_READ    right after a read of the watch (batch `seq`): every waiter is decided on it;
+ *   PS_READ    right after a read of the watch (batch `seq`): every waiter whose user that read named, or
+ *              whose trusted verdict it kept the row for, is decided on it (a sub that came meanwhile reads);
  *   PS_CACHED  a new arrival: only a waiter that the cached view would *hold* (its version is current,
  *              the resource active) or a closed watch's final view is decided from the cache — a hold is
  *              safe because a commit racing it still sends the NOTIFY that wakes it; anything that would
@@ -588,7 +589,9 @@ void gw_sub_process(gw_sub *s, ps_mode mode, uint64_t seq)
 		return;
 	}
 	bool verdict_ok = s->ent == ENT_ENTITLED && (gw_sub_fresh(r, s, cm_mono_ms()) || (mode == PS_READ && s->verdict_seq == seq));
-	if (mode == PS_READ && (verdict_ok || wt->have == HAVE_MISSING)) {
+	/* A row that did not come back is missing only for the users that read named or kept: a sub that came
+	 * while it was in flight (no verdict yet) reads for itself — a denied user's read returns no row. */
+	if (mode == PS_READ && verdict_ok) {
 		/* decide() takes each waiter off the pending list (answered or held). */
 		while ((w = TAILQ_FIRST(&s->pending)) != NULL) decide(r, s, w);
 		return;

@@ -189,6 +189,25 @@ def test_token_reaching_its_expiry_while_held_gets_401_on_the_next_change(gatewa
     assert r.elapsed < 15, "answered by its deadline, not by the change"
 
 
+def test_with_a_zero_ttl_every_wake_looks_the_token_up_and_still_answers(gateway, world, db):
+    # auth_cache_ttl = 0s trusts nothing cached: each wake looks the token (and the verdict) up again, and
+    # a lookup sent for the wake is enough — the held request gets its state, it is not re-checked forever.
+    make_run(db, 1, 7, id=42, status="running", started_at=OLD)
+    gw = gateway(auth_cache_ttl="0s")
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+    for k in range(3):
+        mg = hold(gw, "/v1/runs/42", "tok-alice", etag, wait=20)
+        wait_held(gw, 1)
+        lookups = metric(gw, "pollgate_token_lookups_total")
+        set_run(db, 42, summary_counts={"wake": k})
+        (r,) = mg.results()
+        assert r.status == 200 and r.json()["run"]["summary_counts"] == {"wake": k}, r
+        assert r.elapsed < 5.0
+        assert metric(gw, "pollgate_token_lookups_total") > lookups
+        etag = r.etag
+    assert metric(gw, "pollgate_waiters_pending") == 0
+
+
 def test_a_failed_recheck_lets_no_new_state_through_until_a_check_succeeds(gateway, world, db, no_token_select):
     # The hint arrives, but the token lookup it triggers fails (the gateway's role lost SELECT on
     # access_tokens). The run changes meanwhile: the held request must stay held, never get 200, and get
@@ -413,6 +432,30 @@ def test_a_batch_with_infinite_timestamps_still_wakes_everyone_in_it(gateway, wo
     assert max(r.elapsed for r in (r42, r43, r60)) < 5.0
     assert metric(gw, "pollgate_reread_queries_total", kind="run") - reads <= 2
     assert metric(gw, "pollgate_read_errors_total") == 0
+
+
+def test_an_entitled_request_racing_a_denied_ones_read_is_answered_200(gateway, world, db):
+    # A denied user's read comes back with no row (exactly like a missing id). A request of an entitled
+    # user that arrived while that read was in flight was not part of it: it must be read for itself,
+    # not answered 404 because the row "was missing".
+    ids = list(range(7000, 7300))
+    with db.cursor() as cur:
+        cur.execute("INSERT INTO operation_runs (id, workspace_id, tenant_id, type, status) "
+                    "SELECT g, 1, 7, 'inventory.sync', 'running' FROM generate_series(7000, 7299) g")
+    gw = gateway()
+    gw.get("/v1/runs/999999?wait=0", token="tok-eve")  # both tokens looked up before the race
+    gw.get("/v1/runs/999999?wait=0", token="tok-alice")
+    (ref,) = ManyGets([(gw.url + "/v1/runs/999999?wait=0", bearer("tok-eve"))]).start().results()
+    ref404 = comparable(ref)
+    reqs = []
+    for i in ids:  # eve (another workspace) first, alice right behind her, for every run
+        reqs += [(gw.url + f"/v1/runs/{i}?wait=0", bearer("tok-eve")),
+                 (gw.url + f"/v1/runs/{i}?wait=0", bearer("tok-alice"))]
+    rs = ManyGets(reqs, timeout=60, connect_concurrency=50).start().results()
+    eve, alice = rs[0::2], rs[1::2]
+    assert all(comparable(r) == ref404 for r in eve), sorted({r.status for r in eve})
+    bad = [(i, r.status) for i, r in zip(ids, alice) if r.status != 200]
+    assert not bad, f"{len(bad)} entitled requests not answered 200: {bad[:10]}"
 
 
 HUGE_RUNS_OTHER_WS = range(2_000_000, 2_000_005)      # another workspace

@@ -700,6 +700,27 @@ static void test_trust_of_an_admitted_request_fresh_recheck_or_dead(void **state
 	auth_cache_free(c);
 }
 
+static void test_checked_since_means_a_live_lookup_sent_at_or_after_the_ask(void **state)
+{
+	auth_cache *c = auth_cache_new();
+	(void)state;
+	assert_non_null(c);
+	auth_token *t = get(c, "tok");
+	assert_false(auth_token_checked_since(t, 0)); /* NEW: never checked */
+	auth_token_set(c, t, true, 42, AUTH_NEVER, 1000);
+	assert_true(auth_token_checked_since(t, 999));
+	assert_true(auth_token_checked_since(t, 1000));
+	assert_false(auth_token_checked_since(t, 1001)); /* sent before the ask: not made for it */
+	t->state = AUTH_TOKEN_LOOKING;
+	assert_false(auth_token_checked_since(t, 999)); /* a lookup in flight is no verdict */
+	t->state = AUTH_TOKEN_VALID;
+	assert_int_equal(auth_cache_invalidate_user(c, 42), 1);
+	assert_false(auth_token_checked_since(t, 999)); /* an access hint voids it */
+	auth_token_set(c, t, false, 0, AUTH_NEVER, 2000);
+	assert_false(auth_token_checked_since(t, 999)); /* found revoked */
+	auth_cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -723,6 +744,7 @@ int main(void)
 		cmocka_unit_test(test_invalidated_unused_entries_are_swept),
 		cmocka_unit_test(test_cache_free_releases_entries_in_every_state),
 		cmocka_unit_test(test_trust_of_an_admitted_request_fresh_recheck_or_dead),
+		cmocka_unit_test(test_checked_since_means_a_live_lookup_sent_at_or_after_the_ask),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
