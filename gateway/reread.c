@@ -451,6 +451,15 @@ void gw_schedule_flush(gw_registry *r)
 	}
 }
 
+void gw_token_recheck(gw_registry *r, auth_token *t)
+{
+	if (t->in_batch || t->state == AUTH_TOKEN_LOOKING) return;
+	if (auth_token_trust(t, cm_mono_ms(), cm_wall_us(), r->cfg->auth_cache_ttl_ms) != AUTH_TRUST_RECHECK) return;
+	t->in_batch = true;
+	TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
+	gw_schedule_flush(r);
+}
+
 void gw_token_retry(gw_registry *r, auth_token *t)
 {
 	static const struct timeval one = {1, 0};

@@ -130,8 +130,9 @@ void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
 void gw_token_resolved(gw_registry *r, auth_token *t, bool failed);
 /* A re-check found the token of held requests revoked or expired: answer them 401. */
 void gw_token_revoked(gw_registry *r, auth_token *t, int64_t user_id);
-/* Look a token up again with the next flush, unless it is fresh (auth_token_trust): the one way a token
- * already in use goes back to the database. */
+/* Look a token already in use up again with the next flush — only when auth_token_trust says it needs a
+ * lookup (RECHECK): a fresh one needs none, a dead one (revoked, expired; an expired JWT) has no row that
+ * could revive it. */
 void gw_token_recheck(gw_registry *r, auth_token *t);
 /* A re-check found the token live: its held waiters owed new state are answered (their sub's verdict is
  * re-read first when it is no longer fresh). */

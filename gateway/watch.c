@@ -170,15 +170,15 @@ static void waiter_detach(gw_registry *r, gw_waiter *w)
 /* Answer and free a waiter. `what` is the status; for 200/304 the watch's view is used. */
 void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
 {
+	/* A waiter owed new state that could not be given it (its token could not be checked again in time)
+	 * is never told "unchanged": a 304 would carry the new ETag without the state. It asks again. */
+	if (code == 304 && w->owed) code = 503;
 	struct evhttp_request *req = w->req;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	unsigned flags = r->draining ? GW_REPLY_CLOSE : 0;
 	char rid[sizeof w->rid];
 
 	memcpy(rid, w->rid, sizeof rid);
-	/* A waiter owed new state that could not be given it (its token could not be checked again in time)
-	 * is never told "unchanged": a 304 would carry the new ETag without the state. It asks again. */
-	if (code == 304 && w->owed) code = 503;
 	waiter_detach(r, w);
 	if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
 	switch (code) {
@@ -710,12 +710,10 @@ static void distrust_verdict(gw_sub *s)
 	if (!TAILQ_EMPTY(&s->held) && !s->w->closed) mark_dirty(s->w, CAUSE_NOTIFY);
 }
 
-/* Look a token up again (batched with the next flush) — unless it is fresh: a token is only ever sent
- * back to the database when auth_token_trust says it needs a lookup. */
-void gw_token_recheck(gw_registry *r, auth_token *t)
+/* Look a token up again (batched with the next flush). */
+static void recheck_token(gw_registry *r, auth_token *t)
 {
 	if (t->in_batch || t->state == AUTH_TOKEN_LOOKING) return;
-	if (auth_token_trust(t, cm_mono_ms(), cm_wall_us(), r->cfg->auth_cache_ttl_ms) == AUTH_TRUST_FRESH) return;
 	t->in_batch = true;
 	TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
 	gw_schedule_flush(r);
@@ -727,8 +725,8 @@ static void recheck_held_tokens(gw_registry *r, gw_user *u)
 	gw_sub *s;
 	gw_waiter *x;
 	LIST_FOREACH(s, &u->subs, user_link) {
-		TAILQ_FOREACH(x, &s->held, link) gw_token_recheck(r, x->token);
-		TAILQ_FOREACH(x, &s->answering, link) gw_token_recheck(r, x->token);
+		TAILQ_FOREACH(x, &s->held, link) recheck_token(r, x->token);
+		TAILQ_FOREACH(x, &s->answering, link) recheck_token(r, x->token);
 	}
 }
 
