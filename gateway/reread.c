@@ -370,9 +370,19 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 			users[nu++] = s->user_id;
 			s->check_seq = b->seq;
 		}
+		if (nu == 0 && !keep) {
+			/* Nobody to check and no request on it: a cache nobody waits on. Reading it would return
+			 * nothing (no row is kept for nobody); distrust it instead, as a NOTIFY does for an idle one. */
+			TAILQ_REMOVE(&r->dirty[kind], w, dirty_link);
+			w->dirty = false;
+			w->stale = true;
+			gw_watch_maybe_free(w);
+			continue;
+		}
 		if (db_batch_params_add(&b->params, w->id, users, nu, keep) != 0) break;
 		TAILQ_REMOVE(&r->dirty[kind], w, dirty_link);
 		w->dirty = false;
+		w->kept = keep;
 		w->in_flight = true;
 		if (w->wake_cause == CAUSE_NOTIFY) r->st.wakes_notify++;
 		else if (w->wake_cause == CAUSE_SAFETY) r->st.wakes_safety++;

@@ -31,6 +31,8 @@ typedef struct gw_watch {
 	bool dirty;     /* in the dirty list of its kind */
 	bool in_flight; /* part of a read in flight */
 	bool retry_on_up; /* its last read found no database connection: read again when one comes up */
+	bool kept;        /* its last read asked for the row whoever it named was entitled: an absent row is
+	                   * then missing for everyone; otherwise only for the users it named */
 	int wake_cause; /* what made it dirty: for metrics */
 	int64_t notified_ms; /* when a NOTIFY marked it dirty (for the wake latency histogram), or 0 */
 	TAILQ_ENTRY(gw_watch) dirty_link;

@@ -589,9 +589,11 @@ void gw_sub_process(gw_sub *s, ps_mode mode, uint64_t seq)
 		return;
 	}
 	bool verdict_ok = s->ent == ENT_ENTITLED && (gw_sub_fresh(r, s, cm_mono_ms()) || (mode == PS_READ && s->verdict_seq == seq));
-	/* A row that did not come back is missing only for the users that read named or kept: a sub that came
-	 * while it was in flight (no verdict yet) reads for itself — a denied user's read returns no row. */
-	if (mode == PS_READ && verdict_ok) {
+	/* A row that did not come back is missing only for the users that read named, or for everyone when it
+	 * kept the row: a denied user's read returns no row, which tells nothing about a sub it did not cover
+	 * (one that came, or got a request, while it was in flight). Such a sub reads for itself. */
+	bool covered = wt->have == HAVE_ROW || wt->kept || s->verdict_seq == seq;
+	if (mode == PS_READ && verdict_ok && covered) {
 		/* decide() takes each waiter off the pending list (answered or held). */
 		while ((w = TAILQ_FIRST(&s->pending)) != NULL) decide(r, s, w);
 		return;
