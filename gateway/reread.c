@@ -29,6 +29,8 @@
 #include "gateway/watch-internal.h"
 
 typedef struct read_batch {
+	TAILQ_ENTRY(read_batch) link; /* in reg->batches from send to result */
+	bool linked;
 	gw_registry *reg;
 	gw_kind kind; /* or GW_KINDS for a token batch */
 	uint64_t seq;
@@ -45,6 +47,7 @@ typedef struct read_batch {
 static void batch_free(read_batch *b)
 {
 	if (b == NULL) return;
+	if (b->linked) TAILQ_REMOVE(&b->reg->batches, b, link);
 	db_batch_params_fini(&b->params);
 	free(b->watches);
 	free(b->tokens);
@@ -296,6 +299,8 @@ static void send_token_batch(gw_registry *r)
 		return;
 	}
 	b->reg = r;
+	b->linked = true;
+	TAILQ_INSERT_TAIL(&r->batches, b, link);
 	b->kind = GW_KINDS;
 	b->epoch = r->epoch;
 	b->sent_ms = cm_mono_ms();
@@ -343,6 +348,8 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 		return;
 	}
 	b->reg = r;
+	b->linked = true;
+	TAILQ_INSERT_TAIL(&r->batches, b, link);
 	b->kind = kind;
 	b->seq = ++r->batch_seq;
 	b->epoch = r->epoch;
@@ -459,6 +466,12 @@ void gw_schedule_flush(gw_registry *r)
 		r->flush_scheduled = true;
 		event_active(r->flush_ev, EV_TIMEOUT, 0);
 	}
+}
+
+void gw_free_batches(gw_registry *r)
+{
+	read_batch *b;
+	while ((b = TAILQ_FIRST(&r->batches)) != NULL) batch_free(b);
 }
 
 void gw_token_recheck(gw_registry *r, auth_token *t)

@@ -92,6 +92,7 @@ struct gw_registry {
 	TAILQ_HEAD(, gw_watch) dirty[GW_KINDS];
 	TAILQ_HEAD(, auth_token) token_dirty;
 	TAILQ_HEAD(, auth_token) token_retry; /* re-checks that failed, looked up again by token_retry_ev */
+	TAILQ_HEAD(, read_batch) batches;     /* reads in flight: the pool drops them unanswered at exit */
 	struct event *token_retry_ev;
 	uint64_t n_owed; /* held waiters owed new state, all subs */
 	struct event *flush_ev;      /* the flush, deferred to the end of this loop iteration */
@@ -164,5 +165,7 @@ void gw_schedule_flush_soon(gw_registry *r);
 void gw_on_flush(evutil_socket_t fd, short what, void *arg);
 /* The token retry timer's callback: failed re-checks go out again. */
 void gw_on_token_retry(evutil_socket_t fd, short what, void *arg);
+/* Free the reads still in flight (at exit, after the last answer; their callbacks never run). */
+void gw_free_batches(gw_registry *r);
 
 #endif

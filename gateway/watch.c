@@ -866,6 +866,7 @@ gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool
 	for (int k = 0; k < GW_KINDS; k++) TAILQ_INIT(&r->dirty[k]);
 	TAILQ_INIT(&r->token_dirty);
 	TAILQ_INIT(&r->token_retry);
+	TAILQ_INIT(&r->batches);
 	if ((r->tokens = auth_cache_new()) == NULL || cm_hmap_init(&r->watches, 1024) != 0 ||
 	    cm_hmap_init(&r->subs, 1024) != 0 || cm_hmap_init(&r->clients, 256) != 0 ||
 	    cm_hmap_init(&r->user_subs, 256) != 0)
@@ -908,6 +909,7 @@ void gw_reg_free(gw_registry *r)
 		gw_for_each_watch(r, free_watch_waiters);
 		gw_for_each_watch(r, free_watch_only);
 	}
+	gw_free_batches(r);
 	if (r->tokens) {
 		/* Waiters still on token lookups. */
 		auth_token *t;
