@@ -166,7 +166,7 @@ def test_token_older_than_the_ttl_is_looked_up_before_new_state(gateway, world, 
     mg = hold(gw, "/v1/runs/42", "tok-alice", etag)
     wait_held(gw, 1)
     with db.cursor() as cur:
-        cur.execute("ALTER TABLE access_tokens DISABLE TRIGGER pollgate_notify_access")  # the db fixture re-enables
+        cur.execute("ALTER TABLE access_tokens DISABLE TRIGGER USER")  # the db fixture re-enables
     assert revoke_token(db, "tok-alice") == 1
     time.sleep(max(0.0, looked_up + 3.0 - time.monotonic()))  # the subject: the ttl (2 s) running out
     set_run(db, 42, summary_counts={"after": "ttl"})
@@ -289,7 +289,7 @@ def test_drain_answers_an_owed_request_once_its_token_is_checked(gateway, world,
     bg = Background(gw, "/v1/runs/42?wait=40", "tok-alice", etag)
     wait_held(gw, 1)
     with db.cursor() as cur:
-        cur.execute("ALTER TABLE access_tokens DISABLE TRIGGER pollgate_notify_access")  # the hint is lost
+        cur.execute("ALTER TABLE access_tokens DISABLE TRIGGER USER")  # the hint is lost
     assert revoke_token(db, "tok-alice") == 1
     revoke_select()
     time.sleep(max(0.0, looked_up + 2.5 - time.monotonic()))  # the subject: the ttl running out
