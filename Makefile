@@ -5,6 +5,7 @@
 #   make test             install missing packages, then unit + integration suites (sanitizer build)
 #   make run              embedded PostgreSQL under ./var, demo data, gateway on 127.0.0.1:8080
 #   make test-browser     web/pollgate.js and the demo page in the system Chromium (also the last step of make test)
+#   make test-scale       several gateways behind HAProxy and nginx: failover, rolling restart (tests/scale/)
 #   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
 #
 # Every library comes through pkg-config. Objects go under build/<variant>/ so the plain and the
@@ -115,6 +116,22 @@ test-browser: deps pollgate
 bench: pollgate build/write_floor
 	build/write_floor 9000
 	/usr/bin/python3 bench/longpoll_bench.py $(BENCH_ARGS)
+
+# make test-scale: three gateways on one PostgreSQL behind the shipped HAProxy and nginx configs, with
+# thousands of browser-like clients: failover (kill -9), rolling restart, NOTIFY and revocation on every
+# instance, ETags across instances (tests/scale/, docs/scale-out.md). The release binary: the load is the
+# point, and the sanitizer build runs the same code paths in make test.
+.PHONY: test-scale
+test-scale: pollgate
+	POLLGATE_BIN=$${POLLGATE_BIN:-$(CURDIR)/pollgate} PYTHONDONTWRITEBYTECODE=1 \
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider -rfE tests/scale $(SCALE_ARGS)
+
+# make bench-scale: what N gateways cost PostgreSQL (statements/s, connections) with 10,000 clients on 100
+# runs changing every second, for N = 1, 2, 4, 8, against short-polling (bench/scale_cost.py). Writes
+# build/bench-scale.json.
+.PHONY: bench-scale
+bench-scale: pollgate
+	/usr/bin/python3 bench/scale_cost.py $(BENCH_ARGS)
 
 build/write_floor: bench/write_floor.c
 	@mkdir -p build
