@@ -31,6 +31,7 @@ Nothing here asserts: the tests read the counters (Pool.totals(), Pool.clients) 
 """
 
 import asyncio
+import collections
 import hashlib
 import json
 import random
@@ -45,7 +46,7 @@ def etag_of(body):
 
 class Client:
     __slots__ = ("idx", "run", "token", "src", "port", "done_status", "done_at", "etag", "version", "n200", "n304", "other", "cut", "stale",
-                 "bad_etag", "last_at", "version_at", "errors", "in_flight", "sent_at", "last_error")
+                 "bad_etag", "last_at", "version_at", "history", "errors", "in_flight", "sent_at", "last_error")
 
     def __init__(self, idx, run, token, src=None, port=None):
         self.idx, self.run, self.token, self.src, self.port = idx, run, token, src, port
@@ -57,6 +58,7 @@ class Client:
         self.other = {}
         self.last_at = 0.0
         self.version_at = 0.0
+        self.history = collections.deque(maxlen=8)  # (sent, answered, status, version) of the last answers
         self.errors = []      # the first few error descriptions (for a failing test's message)
         self.in_flight = False
         self.sent_at = 0.0
@@ -167,6 +169,7 @@ class Pool:
                 await self._sleep(self._backoff(failures))
                 continue
             c.in_flight = False
+            c.history.append((c.sent_at, time.monotonic(), status, c.version))
             if hdrs.get("connection", "").lower() == "close":
                 writer.close()
                 reader = writer = None

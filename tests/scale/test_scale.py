@@ -40,7 +40,7 @@ import time
 import pytest
 
 from browsers import Pool, etag_of
-from helpers import (KeepAlive, ManyGets, bearer, http, make_principal, make_run, make_tenant, make_workspace, wait_for)
+from helpers import (KeepAlive, ManyGets, Raw, bearer, http, make_principal, make_run, make_tenant, make_workspace, wait_for)
 from test_proxy import (HAPROXY_CFG, Proxy, _start_proxy, find_program, proxy_timeout,
                         render_haproxy_cfg, render_nginx_conf, substitute)
 
@@ -63,7 +63,10 @@ class Runs:
         self.conn = conn
         self.ids = list(range(1, n + 1))
         for i in self.ids:
-            make_run(conn, 1, 1, id=i, status="running", summary_counts={"total": 1000000, "processed": 0})
+            # started an hour ago: the steady poll tier, so the representation changes only with the version
+            # (a young run's poll.interval_ms steps up at 10 s and 60 s of age, answering every waiter once)
+            make_run(conn, 1, 1, id=i, status="running", summary_counts={"total": 1000000, "processed": 0},
+                     started_at=Raw("now() - interval '1 hour'"))
         self.version = {i: 0 for i in self.ids}
         self.changed_at = {i: time.monotonic() for i in self.ids}
         self.lock = threading.Lock()
