@@ -31,11 +31,13 @@ Run with `make test-scale` (the release ./pollgate; POLLGATE_BIN overrides).
 
 import random
 import re
+import select
 import signal
 import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -312,6 +314,42 @@ def test_a_draining_gateway_refuses_new_connections_and_its_readyz_is_503(world,
     (answer,) = mg.results()
     assert answer.status == 200, answer
     assert g.stop(timeout=20) == 0
+
+
+def test_a_busy_gateway_takes_a_reconnect_storm_into_its_accept_queue(world, trio):
+    """When one gateway drains or dies, its browsers' re-polls reach the others as a burst of new
+    connections within milliseconds (behind nginx, ~1,000 upstream connects at once in the rolling
+    restart). Connections the gateway has not accept()ed yet wait in the listen backlog; past it the
+    kernel drops the SYNs and the clients retry only 1, 3, 7 s later (a late answer, or a 504 from the
+    proxy's connect timeout). With the gateway frozen (SIGSTOP: nothing is accepted), every one of a
+    burst of 1,000 connects must still complete: the backlog is the kernel's maximum, not 128."""
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    if somaxconn < 1024:
+        pytest.skip(f"net.core.somaxconn is {somaxconn}: the kernel caps every backlog below the burst")
+    (g,) = trio(1)
+    n = 1000
+    socks = []
+    g.send_signal(signal.SIGSTOP)
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex((g.host, g.port))
+            socks.append(s)
+        pending = set(socks)
+        deadline = time.monotonic() + 0.8  # well inside the first SYN retransmission (1 s)
+        while pending and time.monotonic() < deadline:
+            _, ready, _ = select.select([], list(pending), [], 0.05)
+            for s in ready:
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    pending.discard(s)
+        connected = n - len(pending)
+    finally:
+        g.send_signal(signal.SIGCONT)
+        for s in socks:
+            s.close()
+    assert connected == n, f"{connected} of {n} connections completed while the gateway was busy"
+    assert g.get("/readyz").status == 200
 
 
 # --------------------------------------------------------------------------------------------------
