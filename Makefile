@@ -6,6 +6,7 @@
 #   make run              embedded PostgreSQL under ./var, demo data, gateway on 127.0.0.1:8080
 #   make test-browser     web/pollgate.js and the demo page in the system Chromium (also the last step of make test)
 #   make test-scale       several gateways behind HAProxy and nginx: failover, rolling restart (tests/scale/)
+#   make bench-scale      what 1, 2, 4, 8 gateways cost PostgreSQL with 10,000 clients (bench/scale_cost.py)
 #   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
 #
 # Every library comes through pkg-config. Objects go under build/<variant>/ so the plain and the
