@@ -137,7 +137,6 @@ build/write_floor: bench/write_floor.c
 bench-peers:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory pollgate build/peers_load build/write_floor
-	build/write_floor 10000
 	/usr/bin/python3 bench/peers.py $(BENCH_PEERS_ARGS)
 
 build/peers_load: bench/peers_load.c

@@ -253,12 +253,26 @@ class Pollgate:
         pc = subprocess.run([str(self.binary), "--print-config", "-c", "/dev/null"], capture_output=True, text=True)
         keys = dict(line.split(" = ", 1) for line in pc.stdout.splitlines() if " = " in line)
         self.has_workers = "workers" in keys
-        self.workers = (os.cpu_count() or 1) if self.has_workers else 1
-        self.capacity = self.workers * (nofile - FD_MARGIN)
+        self.per_process = nofile - FD_MARGIN
+        self.workers = 1
+
+    def plan(self, n):
+        """(value of the workers key or None, processes) for n waiters: `auto` when one per core holds
+        them, else as many as the descriptor cap needs; one process while there is no workers key."""
+        if not self.has_workers:
+            return None, 1
+        cpus = os.cpu_count() or 1
+        if n <= cpus * self.per_process:
+            return "auto", cpus
+        k = -(-n // self.per_process)
+        return str(k), k
+
+    def capacity(self, n):
+        return self.plan(n)[1] * self.per_process
 
     def describe(self):
-        return {"binary": str(self.binary), "workers_key": self.has_workers, "workers": self.workers,
-                "capacity": self.capacity, "conf": self.conf}
+        return {"binary": str(self.binary), "workers_key": self.has_workers, "per_process": self.per_process,
+                "conf": self.conf}
 
     def setup(self):
         from conftest import PgCluster
@@ -292,7 +306,7 @@ class Pollgate:
             self.pg_version = cur.fetchone()[0]
         self.conn.autocommit = False
 
-    def start(self):
+    def start(self, n):
         from conftest import Gateway
         cap = 400000
         self.conf = {
@@ -301,8 +315,9 @@ class Pollgate:
             "max_waiters": cap, "max_waiters_per_principal": cap, "max_waiters_per_client": cap,
             "log_level": "warn",
         }
-        if self.has_workers:
-            self.conf["workers"] = "auto"
+        wk, self.workers = self.plan(n)
+        if wk is not None:
+            self.conf["workers"] = wk
         self.gw = Gateway(self.binary, self.workdir, "pollgate", self.conf)
         self.gw.start(wait_ready=True, timeout=30)
         self.host, self.port = self.gw.host, self.gw.port
@@ -728,6 +743,20 @@ def parse_rows(spec):
     return rows
 
 
+def write_floor(n=9000):
+    """build/write_floor's time per 700-byte loopback write from one process (bench/write_floor.c): the
+    floor under any server's fan-out on this machine, right now. None when it is not built."""
+    binary = REPO / "build" / "write_floor"
+    if not binary.exists():
+        return None
+    p = subprocess.run([str(binary), str(n)], capture_output=True, text=True, timeout=120)
+    m = re.search(r"\(([\d.]+) us each\)", p.stdout)
+    if not m:
+        return None
+    us = float(m.group(1))
+    return {"writes": n, "us_per_write": us, "writes_per_s": 1e6 / us}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", default=os.environ.get("BENCH_PEERS_ROWS", "default"),
@@ -764,6 +793,7 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
 
+    out["write_floor"] = [write_floor()]
     max_r = max(int(re.match(r"\d+x(\d+)", r).group(1)) for r in rows)
     pg = Pollgate(workdir, max_r, nofile)
     nc = Nchan(workdir, nofile)
@@ -774,17 +804,17 @@ def main():
             pg.setup()
             out["postgres"] = pg.pg_version
         out["pollgate"] = pg.describe()
-        log(f"pollgate: {pg.workers} process(es) (workers key: {'yes' if pg.has_workers else 'not yet'}), "
-            f"room for ~{pg.capacity} waiters; nofile {nofile} per process")
-        nchan_choices = []
-        for w in a.nchan_workers.split(","):
-            w = w.strip()
-            nchan_choices.append(pg.workers if w == "match" else int(w))
-        nchan_choices = list(dict.fromkeys(nchan_choices))
+        log(f"pollgate: workers key: {'yes' if pg.has_workers else 'not yet (one process)'}; "
+            f"~{pg.per_process} waiters per process (nofile {nofile})")
         for rep in range(a.repeat):
             for spec in rows:
                 n, r, mode = re.fullmatch(r"(\d+)x(\d+):(\w+)", spec).groups()
                 n, r = int(n), int(r)
+                nchan_choices = []
+                for w in a.nchan_workers.split(","):
+                    w = w.strip()
+                    nchan_choices.append(pg.plan(n)[1] if w == "match" else int(w))
+                nchan_choices = list(dict.fromkeys(nchan_choices))
                 for nw in nchan_choices:
                     need = -(-n // (nofile - FD_MARGIN))
                     w = max(nw, need)
@@ -803,16 +833,16 @@ def main():
                                 entry["sides"].append(dict(prev[0], reused=True))
                                 continue
                         side = {"server": server.name, "N": n, "R": r, "trigger": mode}
-                        if server is pg and n > pg.capacity:
-                            side.update(skipped=f"{n} waiters > ~{pg.capacity} one process can hold "
-                                                f"(no workers yet)", misses=n, workers=pg.workers)
+                        if server is pg and n > pg.capacity(n):
+                            side.update(skipped=f"{n} waiters > ~{pg.capacity(n)} one process can hold "
+                                                f"(no workers yet)", misses=n, workers=1)
                             entry["sides"].append(side)
                             log(f"{label}: pollgate not runnable today ({side['skipped']})")
                             continue
                         log(f"{label}: {server.name}" + (f" ({w} workers)" if server is nc else ""))
                         try:
                             if server is pg:
-                                pg.start()
+                                pg.start(n)
                             else:
                                 nc.start(w)
                             side = run_row(server, n, r, mode, workdir)
@@ -851,6 +881,8 @@ def main():
                 s.teardown()
             except Exception as e:
                 out["errors"].append(f"{s.name} teardown: {e}")
+        if rc == 0:
+            out["write_floor"].append(write_floor())
         out["total_seconds"] = time.monotonic() - t_start
         out["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
         path = Path(a.json)
@@ -861,6 +893,10 @@ def main():
               f"load {' '.join(out.get('loadavg_start', []))} -> {' '.join(out['loadavg_end'])}")
         print("latency per waiter from its own resource's change (COMMIT / publish sent) to its answer read in full")
         print(summarize(out["results"]))
+        floors = [f for f in out["write_floor"] if f]
+        if floors:
+            print("write floor (one process, 700 B loopback writes, no HTTP): " + ", then ".join(
+                f"{f['us_per_write']:.1f} us/write = {f['writes_per_s']:.0f} answers/s" for f in floors))
         if out["errors"]:
             print("ERRORS: " + "; ".join(out["errors"]))
         print(f"total {out['total_seconds']:.0f} s; JSON: {path}")
