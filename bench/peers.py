@@ -442,13 +442,14 @@ class Nchan:
         self.round = 0
         self.workers = 1
         self.host = "127.0.0.1"
-        self.body = None
+        self.pipeline = PIPELINE
 
     def describe(self):
         v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
         pkg = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libnginx-mod-nchan"], capture_output=True,
                              text=True).stdout.strip()
-        return {"nginx": v, "libnginx-mod-nchan": pkg, "workers": self.workers}
+        return {"nginx": v, "libnginx-mod-nchan": pkg, "publishers": PUBLISHERS, "pipeline": self.pipeline,
+                "conf": NGINX_CONF}
 
     def start(self, workers):
         import helpers
@@ -563,7 +564,7 @@ class Nchan:
 
         def run(ids):
             try:
-                self._publisher(ids, t, window=PIPELINE)
+                self._publisher(ids, t, window=self.pipeline)
             except Exception as e:
                 errs.append(repr(e))
         threads = [threading.Thread(target=run, args=(list(range(k, r, PUBLISHERS)),)) for k in range(PUBLISHERS)]
@@ -766,6 +767,8 @@ def main():
     ap.add_argument("--nchan-workers", default=os.environ.get("BENCH_PEERS_NCHAN_WORKERS", "match"),
                     help="comma-separated list of 1, N or 'match' (as many as pollgate has workers); "
                          "raised per row to what N needs under the descriptor cap")
+    ap.add_argument("--nchan-pipeline", type=int, default=int(os.environ.get("BENCH_PEERS_NCHAN_PIPELINE", PIPELINE)),
+                    help="publish requests in flight per publisher connection in a burst (1 = no pipelining)")
     ap.add_argument("--only", choices=("pollgate", "nchan"), help="run one side only")
     ap.add_argument("--json", default=str(REPO / "build" / "bench-peers.json"))
     a = ap.parse_args()
@@ -797,6 +800,7 @@ def main():
     max_r = max(int(re.match(r"\d+x(\d+)", r).group(1)) for r in rows)
     pg = Pollgate(workdir, max_r, nofile)
     nc = Nchan(workdir, nofile)
+    nc.pipeline = max(1, a.nchan_pipeline)
     rc = 0
     try:
         if a.only != "nchan":
