@@ -807,7 +807,6 @@ def main():
             log(f"pollgate: PostgreSQL cluster with {max_r} runs, {USERS} users")
             pg.setup()
             out["postgres"] = pg.pg_version
-        out["pollgate"] = pg.describe()
         log(f"pollgate: workers key: {'yes' if pg.has_workers else 'not yet (one process)'}; "
             f"~{pg.per_process} waiters per process (nofile {nofile})")
         for rep in range(a.repeat):
@@ -871,7 +870,6 @@ def main():
                     if len(entry["sides"]) == 2:
                         entry["ratio"] = row_ratio(*entry["sides"])
                     out["results"].append(entry)
-        out["nchan"] = nc.describe()
     except KeyboardInterrupt:
         out["errors"].append("interrupted")
         rc = 130
@@ -880,6 +878,8 @@ def main():
         out["errors"].append(f"{type(e).__name__}: {e}")
         rc = 1
     finally:
+        out["pollgate"] = pg.describe()
+        out["nchan"] = nc.describe()
         for s in (nc, pg):
             try:
                 s.teardown()
