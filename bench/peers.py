@@ -56,6 +56,8 @@ PUBLISHERS = 4
 PIPELINE = 8            # publish requests in flight per publisher connection in a burst
 PER_LOADGEN = 12500
 FD_MARGIN = 1000          # descriptors a server keeps for itself (listeners, database, logs, ...)
+HOLD_S = 600             # how long a waiter asks to be held: longer than any row's hold + trigger (150 s paced
+                         # 50,000) + collection, so no waiter times out before its own change
 COLLECT_S = 20.0          # how long after the last change a waiter may still be answered
 NGINX_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 DEFAULT_ROWS = ["10000x1:burst", "10000x100:paced", "10000x100:burst", "10000x10000:paced", "10000x10000:burst",
@@ -313,7 +315,7 @@ class Pollgate:
             "listen": f"127.0.0.1:{self.helpers.free_port()}",
             "database": f"postgresql://{GATEWAY_ROLE}@{self.cluster.host}:{self.cluster.port}/{self.cluster.dbname}",
             "max_waiters": cap, "max_waiters_per_principal": cap, "max_waiters_per_client": cap,
-            "log_level": "warn",
+            "log_level": "warn", "max_wait": f"{HOLD_S}s",
         }
         wk, self.workers = self.plan(n)
         if wk is not None:
@@ -343,7 +345,7 @@ class Pollgate:
 
     def waiters(self, n, r):
         self.round += 1
-        return [(g % r, f"/v1/runs/{g % r + 1}?wait=55",
+        return [(g % r, f"/v1/runs/{g % r + 1}?wait={HOLD_S}",
                  [f"Authorization: Bearer {self.tokens[(g + g // r) % USERS]}", "If-None-Match: *"])
                 for g in range(n)]
 
@@ -417,7 +419,7 @@ http {{
         location ~ ^/sub/(.+)$ {{
             nchan_subscriber longpoll;
             nchan_channel_id $1;
-            nchan_subscriber_timeout 120s;
+            nchan_subscriber_timeout {hold}s;
         }}
         location ~ ^/pub/(.+)$ {{
             nchan_publisher;
@@ -458,7 +460,8 @@ class Nchan:
         self.port = helpers.free_port()
         conf = self.dir / "nginx.conf"
         conf.write_text(NGINX_CONF.format(module=NGINX_MODULE, user="user root root;" if os.geteuid() == 0 else "",
-                                          workers=workers, nofile=self.nofile, dir=self.dir, port=self.port))
+                                          workers=workers, nofile=self.nofile, dir=self.dir, port=self.port,
+                                          hold=HOLD_S))
         logf = open(self.dir / "stderr.log", "ab")
         self.proc = subprocess.Popen(["nginx", "-p", str(self.dir), "-c", str(conf)], stdin=subprocess.DEVNULL,
                                      stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
