@@ -15,6 +15,7 @@
 #   make uninstall        the same files (a config that was edited stays)
 #   make man              build/man/pollgate.8 and pollgate.conf.5 (the key list comes from gateway/config.c)
 #   make test-package     the Debian package: build, lintian, install, run, purge (scripts/test-package.sh)
+#   make bench-peers [BENCH_PEERS_ROWS=10000x100:burst,...]   pollgate and nginx+nchan on one workload
 #
 # Every library comes through pkg-config. Objects go under build/<variant>/ so the plain and the
 # sanitizer builds never mix.
@@ -159,6 +160,20 @@ bench-scale: pollgate
 build/write_floor: bench/write_floor.c
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -o $@ $<
+
+# make bench-peers: nginx + nchan (installed through scripts/deps.sh bench when run as root) and the
+# release ./pollgate side by side, same workloads, same load generator (build/peers_load); the table is
+# printed and written to build/bench-peers.json (bench/README.md). BENCH_PEERS_ROWS=NxR:paced|burst,...
+# (or all) selects rows, BENCH_PEERS_REPEAT=2 runs each twice, BENCH_PEERS_ARGS passes other options.
+.PHONY: bench-peers
+bench-peers:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory pollgate build/peers_load build/write_floor
+	/usr/bin/python3 bench/peers.py $(BENCH_PEERS_ARGS)
+
+build/peers_load: bench/peers_load.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -Wshadow -o $@ $<
 
 # make run installs only what running needs (scripts/deps.sh run: no browser, proxies or test tools).
 # Ports: HTTP_PORT=8080 WEB_PORT=8081 PG_PORT=54329 make run (environment or make variables; both reach
