@@ -77,7 +77,8 @@ $(BUILD)/%.o: %.c
 # can be tested while another is mid-change. Unlisted tests link every room.
 room_obj = $(patsubst %.c,$(BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 TEST_OBJ_policy  = $(call room_obj,policy/% common/%)
-TEST_OBJ_config  = $(call room_obj,gateway/config.c gateway/cidr.c auth/jwt.c policy/% common/%)
+TEST_OBJ_config  = $(call room_obj,gateway/config.c gateway/conf-% gateway/cidr.c auth/jwt.c policy/% common/%)
+TEST_OBJ_conf_engine = $(call room_obj,gateway/conf-% gateway/cidr.c policy/% common/%)
 TEST_OBJ_auth    = $(call room_obj,auth/% policy/% common/%)
 TEST_OBJ_jwt     = $(call room_obj,auth/jwt.c)
 TEST_OBJ_queries = $(call room_obj,db/queries.c common/%)
@@ -326,7 +327,7 @@ FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 .SECONDARY: $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 FUZZ_OBJ_request = $(call fuzz_obj,gateway/http.c gateway/cidr.c auth/auth.c common/%)
-FUZZ_OBJ_config  = $(call fuzz_obj,gateway/config.c gateway/cidr.c auth/jwt.c policy/% common/%)
+FUZZ_OBJ_config  = $(call fuzz_obj,gateway/config.c gateway/conf-% gateway/cidr.c auth/jwt.c policy/% common/%)
 FUZZ_OBJ_jwt     = $(call fuzz_obj,auth/jwt.c)
 FUZZ_OBJ_log     = $(call fuzz_obj,common/%)
 
