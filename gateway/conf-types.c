@@ -564,9 +564,10 @@ const conf_type conf_t_log_format = {
 	.name = "format", .parse = log_format_parse, .equal = int_equal, .copy = int_copy, .dump = log_format_dump,
 };
 
-/* ---- policy values: fixed-size arrays with a count at aux, so equality and copying allocate nothing.
- * The policy parsers write into zeroed scratch space first, so a refused value leaves the field untouched
- * and unused bytes compare equal. ---- */
+/* ---- policy values: fixed-size arrays with a count at aux, so copying allocates nothing. The policy
+ * parsers write into scratch space first, so a refused value leaves the field untouched. Equality compares
+ * the first count entries by content: the parsers build names on their own stack, so the bytes after a
+ * name's NUL are not theirs to promise. ---- */
 
 #define POL_LIST_BYTES ((size_t)POL_MAX_LIST * POL_NAME_MAX)
 #define POL_OUTCOMES_BYTES ((size_t)POL_MAX_LIST * sizeof(pol_outcome_map))
@@ -600,11 +601,6 @@ static int pol_store(void *obj, const conf_key *k, const union pol_scratch *tmp,
 	return 0;
 }
 
-static bool pol_equal_n(const void *a, const void *b, const conf_key *k, size_t bytes)
-{
-	return count_get(a, k) == count_get(b, k) && memcmp(cfield(a, k->off), cfield(b, k->off), bytes) == 0;
-}
-
 static int pol_copy_n(void *dst, const void *src, const conf_key *k, size_t bytes)
 {
 	*(size_t *)field(dst, k->aux) = count_get(src, k);
@@ -625,7 +621,13 @@ static int pol_list_parse(void *obj, const conf_key *k, const char *v, char *err
 
 static bool pol_list_equal(const void *a, const void *b, const conf_key *k)
 {
-	return pol_equal_n(a, b, k, POL_LIST_BYTES);
+	const char(*na)[POL_NAME_MAX] = cfield(a, k->off), (*nb)[POL_NAME_MAX] = cfield(b, k->off);
+	size_t n = count_get(a, k);
+
+	if (n != count_get(b, k)) return false;
+	for (size_t i = 0; i < n && i < POL_MAX_LIST; i++)
+		if (strncmp(na[i], nb[i], POL_NAME_MAX) != 0) return false;
+	return true;
 }
 
 static int pol_list_copy(void *dst, const void *src, const conf_key *k)
@@ -664,7 +666,7 @@ static int pol_name_parse(void *obj, const conf_key *k, const char *v, char *err
 
 static bool pol_name_equal(const void *a, const void *b, const conf_key *k)
 {
-	return memcmp(cfield(a, k->off), cfield(b, k->off), POL_NAME_MAX) == 0;
+	return strncmp(cfield(a, k->off), cfield(b, k->off), POL_NAME_MAX) == 0;
 }
 
 static int pol_name_copy(void *dst, const void *src, const conf_key *k)
@@ -696,7 +698,15 @@ static int pol_outcomes_parse(void *obj, const conf_key *k, const char *v, char 
 
 static bool pol_outcomes_equal(const void *a, const void *b, const conf_key *k)
 {
-	return pol_equal_n(a, b, k, POL_OUTCOMES_BYTES);
+	const pol_outcome_map *ma = cfield(a, k->off), *mb = cfield(b, k->off);
+	size_t n = count_get(a, k);
+
+	if (n != count_get(b, k)) return false;
+	for (size_t i = 0; i < n && i < POL_MAX_LIST; i++)
+		if (strncmp(ma[i].outcome, mb[i].outcome, POL_NAME_MAX) != 0 ||
+		    strncmp(ma[i].state, mb[i].state, POL_NAME_MAX) != 0)
+			return false;
+	return true;
 }
 
 static int pol_outcomes_copy(void *dst, const void *src, const conf_key *k)
@@ -730,7 +740,13 @@ static int pol_schedule_parse(void *obj, const conf_key *k, const char *v, char 
 
 static bool pol_schedule_equal(const void *a, const void *b, const conf_key *k)
 {
-	return pol_equal_n(a, b, k, POL_SCHEDULE_BYTES);
+	const pol_step *sa = cfield(a, k->off), *sb = cfield(b, k->off);
+	size_t n = count_get(a, k);
+
+	if (n != count_get(b, k)) return false;
+	for (size_t i = 0; i < n && i < POL_MAX_STEPS; i++)
+		if (sa[i].below_age_ms != sb[i].below_age_ms || sa[i].interval_ms != sb[i].interval_ms) return false;
+	return true;
 }
 
 static int pol_schedule_copy(void *dst, const void *src, const conf_key *k)
