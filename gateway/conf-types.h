@@ -1,6 +1,6 @@
 /*
  * gateway/conf-types.h — the value types of the config file, one conf_type (parse, free, equal, copy,
- * dump, bound) each, for the key table in gateway/config.c.
+ * dump, bound) each, for the key table in gateway/config.c. The policy room's types are conf-policy.h.
  *
  * Each row of a key table names its type and the field(s) it fills; what `aux` and `aux2` mean is said
  * here per type. Every parse refuses a bad value with the whole message ("invalid duration 'x' for
@@ -32,13 +32,5 @@ extern const conf_type conf_t_cidrs;
 extern const conf_type conf_t_log_level;
 /* int cm_log_format: logfmt or json. */
 extern const conf_type conf_t_log_format;
-/* char [POL_MAX_LIST][POL_NAME_MAX] of names; aux = offset of the size_t count. */
-extern const conf_type conf_t_pol_list;
-/* char [POL_NAME_MAX]: exactly one name. */
-extern const conf_type conf_t_pol_name;
-/* pol_outcome_map [POL_MAX_LIST] of outcome=state; aux = offset of the count. */
-extern const conf_type conf_t_pol_outcomes;
-/* pol_step [POL_MAX_STEPS] of age:interval; aux = offset of the count. */
-extern const conf_type conf_t_pol_schedule;
 
 #endif

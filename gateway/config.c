@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "gateway/conf-engine.h"
+#include "gateway/conf-policy.h"
 #include "gateway/conf-types.h"
 
 /* The table's shorthand: units, flags and types. */

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "gateway/cidr.h"
 #include "gateway/conf-engine.h"
+#include "gateway/conf-policy.h"
 #include "gateway/conf-types.h"
 #include "policy/policy.h"
 
