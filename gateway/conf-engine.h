@@ -98,8 +98,8 @@ typedef struct conf_parser {
 
 /* ---- the parser ---- */
 
-/* Prepare p for one parse of a file called `name` into obj. -1 when out of memory (then p needs no fini,
- * and the caller reports). */
+/* Prepare p for one parse of a file called `name` into obj. -1 when out of memory (the caller reports).
+ * conf_parser_fini is safe on a zeroed or failed p. */
 int conf_parser_init(conf_parser *p, const conf_key *keys, size_t nkeys, void *obj, const char *name,
                      FILE *errs) __attribute__((warn_unused_result));
 void conf_parser_fini(conf_parser *p);

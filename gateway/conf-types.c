@@ -265,8 +265,11 @@ static bool listen_equal(const void *a, const void *b, const conf_key *k)
 static int listen_copy(void *dst, const void *src, const conf_key *k)
 {
 	const char *st = cstr_at(src, k->off), *sh = cstr_at(src, k->aux);
-	char *t = strdup(st ? st : ""), *h = strdup(sh ? sh : "");
+	char *t, *h;
 
+	if (listen_equal(dst, src, k) && str_eq(cstr_at(dst, k->off), st)) return 0; /* identical already */
+	t = strdup(st ? st : "");
+	h = strdup(sh ? sh : "");
 	if (t == NULL || h == NULL) {
 		free(t);
 		free(h);

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/log.h"
 #include "gateway/conf-engine.h"
 #include "gateway/conf-policy.h"
 #include "gateway/conf-types.h"
@@ -63,7 +62,8 @@ static int check_origins(const char *value, char *err, size_t errlen);
 
 static const conf_key keys[] = {
 	{.name = "listen", .type = T_LISTEN, .off = OFF(listen), .aux = OFF(listen_host), .aux2 = OFF(listen_port),
-	 .def = "127.0.0.1:8080", .why = "where HTTP is served; loopback by default because a proxy is meant to sit in front"},
+	 .def = "127.0.0.1:8080",
+	 .why = "where HTTP is served; loopback by default because a proxy is meant to sit in front"},
 	KEY("database", T_CONNINFO, database, 0, "", 0, 0, K_EMPTY_OK, NULL,
 	    "libpq conninfo or URI; empty lets the PG* environment variables decide"),
 	INT("db_pool_size", db_pool_size, "2", 1, 64, 0,
@@ -384,7 +384,6 @@ static conf *load_buffer(const char *name, const char *buf, size_t len, FILE *er
 {
 	conf_parser p;
 	conf *c = NULL;
-	bool ready = false;
 
 	memset(&p, 0, sizeof p);
 	p.name = name ? name : "<string>";
@@ -405,7 +404,6 @@ static conf *load_buffer(const char *name, const char *buf, size_t len, FILE *er
 		conf_report(&p, 0, "out of memory");
 		goto out;
 	}
-	ready = true;
 	conf_parse_buffer(&p, buf, len, crosses, NCROSSES);
 	load_jwt_key(&p, c);
 out:
@@ -414,7 +412,7 @@ out:
 		c = NULL;
 	}
 	if (nerrors) *nerrors = p.nerrors;
-	if (ready) conf_parser_fini(&p);
+	conf_parser_fini(&p);
 	return c;
 }
 

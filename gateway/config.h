@@ -2,7 +2,8 @@
  * gateway/config.h — the configuration file: `key = value` lines, `#` comments, durations with units.
  *
  * The keys are one declarative table in config.c (name, type, target, default, bounds, reloadable, a
- * one-line reason), walked by the config engine (conf-engine.h) through the value types of conf-types.h. conf_load() parses a whole file into a new struct conf or reports every error it
+ * one-line reason), walked by the config engine (conf-engine.h) through the value types of conf-types.h
+ * and conf-policy.h. conf_load() parses a whole file into a new struct conf or reports every error it
  * found as `FILE:LINE: message`; nothing is applied from a file with an error. Reload (SIGHUP) parses a
  * new conf and the caller swaps it in only on success, keeping non-reloadable keys from the old one.
  */
