@@ -27,6 +27,12 @@
 #define KIB(x) CONF_KIB(x)
 #define MIB(x) CONF_MIB(x)
 
+/* The validators' shorthand for the engine's text helpers. */
+#define SHOW_BUF CONF_SHOW_BUF
+#define show(s, buf) conf_show(s, buf)
+#define show_n(s, n, buf, len) conf_show_n(s, n, buf, len)
+#define fmt_duration(ms, buf, len) conf_fmt_duration(ms, buf, len)
+
 #define K_RELOAD CONF_K_RELOAD
 #define K_EMPTY_OK CONF_K_EMPTY_OK
 
@@ -177,7 +183,7 @@ static int check_cookie_name(const char *value, char *err, size_t errlen)
 {
 	/* RFC 6265 cookie-name = token (RFC 2616): visible ASCII except separators. */
 	static const char separators[] = "()<>@,;:\\\"/[]?={}";
-	char sb[CONF_SHOW_BUF];
+	char sb[SHOW_BUF];
 
 	if (*value == '\0') {
 		snprintf(err, errlen, "auth_cookie must not be empty");
@@ -187,7 +193,7 @@ static int check_cookie_name(const char *value, char *err, size_t errlen)
 		unsigned char ch = (unsigned char)*p;
 		if (ch <= 0x20 || ch >= 0x7f || strchr(separators, ch) != NULL) {
 			snprintf(err, errlen, "invalid cookie name '%s' for auth_cookie: use letters, digits and !#$%%&'*+-.^_`|~",
-			         conf_show(value, sb));
+			         show(value, sb));
 			return -1;
 		}
 	}
@@ -232,7 +238,7 @@ static bool origin_ok(const char *s, size_t n)
 
 static int check_origins(const char *value, char *err, size_t errlen)
 {
-	char sb[CONF_SHOW_BUF];
+	char sb[SHOW_BUF];
 	const char *p = value;
 
 	while (*p) {
@@ -246,7 +252,7 @@ static int check_origins(const char *value, char *err, size_t errlen)
 				snprintf(err, errlen,
 				         "cors_origins: '%s' is not an origin; write it as a browser sends it, e.g. "
 				         "https://admin.example.com or http://localhost:3000 (lower case, no path)",
-				         conf_show_n(p, n, sb, sizeof sb));
+				         show_n(p, n, sb, sizeof sb));
 			return -1;
 		}
 		p += n;
@@ -270,8 +276,8 @@ static int cross_waits(const void *obj, char *err, size_t errlen)
 	char a[32], b[32];
 
 	if (c->default_wait_ms <= c->max_wait_ms) return 0;
-	conf_fmt_duration(c->default_wait_ms, a, sizeof a);
-	conf_fmt_duration(c->max_wait_ms, b, sizeof b);
+	fmt_duration(c->default_wait_ms, a, sizeof a);
+	fmt_duration(c->max_wait_ms, b, sizeof b);
 	snprintf(err, errlen, "default_wait (%s) must not be longer than max_wait (%s)", a, b);
 	return -1;
 }
@@ -285,8 +291,8 @@ static int cross_proxy(const void *obj, char *err, size_t errlen)
 	char a[32], b[32];
 
 	if (c->proxy_timeout_ms == 0 || c->max_wait_ms + PROXY_MARGIN_MS <= c->proxy_timeout_ms) return 0;
-	conf_fmt_duration(c->max_wait_ms, a, sizeof a);
-	conf_fmt_duration(c->proxy_timeout_ms, b, sizeof b);
+	fmt_duration(c->max_wait_ms, a, sizeof a);
+	fmt_duration(c->proxy_timeout_ms, b, sizeof b);
 	snprintf(err, errlen,
 	         "max_wait (%s) must be at least 5s below proxy_timeout (%s), or the proxy times out held requests "
 	         "first (504); lower max_wait or raise the proxy's timeout",
@@ -300,8 +306,8 @@ static int cross_reconnect(const void *obj, char *err, size_t errlen)
 	char a[32], b[32];
 
 	if (c->db_reconnect_min_ms <= c->db_reconnect_max_ms) return 0;
-	conf_fmt_duration(c->db_reconnect_min_ms, a, sizeof a);
-	conf_fmt_duration(c->db_reconnect_max_ms, b, sizeof b);
+	fmt_duration(c->db_reconnect_min_ms, a, sizeof a);
+	fmt_duration(c->db_reconnect_max_ms, b, sizeof b);
 	snprintf(err, errlen, "db_reconnect_min (%s) must not be longer than db_reconnect_max (%s)", a, b);
 	return -1;
 }
@@ -344,7 +350,7 @@ static int cross_completed(const void *obj, char *err, size_t errlen)
  * reported on the line of jwt_key_file. */
 static void load_jwt_key(conf_parser *p, conf *c)
 {
-	char err[CONF_ERR_LEN / 2], sb[CONF_SHOW_BUF];
+	char err[CONF_ERR_LEN / 2], sb[SHOW_BUF];
 	int la, li;
 
 	if (conf_parser_bad(p, "jwt_key_file")) return;
@@ -362,7 +368,7 @@ static void load_jwt_key(conf_parser *p, conf *c)
 		bool plain = strlen(c->jwt_key_file) <= 200;
 		for (const char *q = c->jwt_key_file; plain && *q; q++) plain = *q >= 0x20 && *q < 0x7f && *q != '\\';
 		conf_report(p, conf_parser_line(p, "jwt_key_file"), "jwt_key_file '%s' %s",
-		            plain ? c->jwt_key_file : conf_show(c->jwt_key_file, sb), err);
+		            plain ? c->jwt_key_file : show(c->jwt_key_file, sb), err);
 	}
 }
 
