@@ -320,6 +320,39 @@ const conf_type conf_t_int = {
 	.bound = int_bound,
 };
 
+/* An integer that also takes "auto", stored as 0 (resolved by whoever uses the value). */
+static int int_auto_parse(void *obj, const conf_key *k, const char *v, char *err, size_t errlen)
+{
+	char sb[CONF_SHOW_BUF];
+	const char *end;
+	int64_t n;
+
+	if (strcmp(v, "auto") == 0) {
+		num_put(obj, k, 0);
+		return 0;
+	}
+	if (conf_scan_int(v, true, &n, &end) != 0 || *end != '\0') {
+		snprintf(err, errlen, "invalid value '%s' for %s: use auto or a whole number", conf_show(v, sb), k->name);
+		return -1;
+	}
+	if (n < k->min || n > k->max) return bounds_error(k, v, err, errlen);
+	num_put(obj, k, n);
+	return 0;
+}
+
+static void int_auto_dump(const void *obj, const conf_key *k, FILE *out)
+{
+	if (num_get(obj, k) == 0)
+		fputs("auto", out);
+	else
+		int_dump(obj, k, out);
+}
+
+const conf_type conf_t_int_auto = {
+	.name = "auto or integer", .parse = int_auto_parse, .equal = num_equal, .copy = num_copy,
+	.dump = int_auto_dump, .bound = int_bound,
+};
+
 /* Parse a duration into ms within the bounds; -1 with err. */
 static int duration_scan(const conf_key *k, const char *v, int64_t *ms, char *err, size_t errlen)
 {

@@ -20,6 +20,8 @@ extern const conf_type conf_t_string;
 extern const conf_type conf_t_conninfo;
 /* A whole number within [min, max]: aux = sizeof the field (int or int64_t). */
 extern const conf_type conf_t_int;
+/* The same, or "auto" (stored as 0, written back as auto). */
+extern const conf_type conf_t_int_auto;
 /* int64_t milliseconds ("250ms", "25s", "5m", "1h"); bounds in ms. */
 extern const conf_type conf_t_duration;
 /* A duration stored as int64_t whole seconds, rounded up; bounds in ms. */

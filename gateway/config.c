@@ -14,6 +14,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gateway/conf-engine.h"
 #include "gateway/conf-policy.h"
@@ -40,6 +41,7 @@
 #define T_STRING (&conf_t_string)
 #define T_CONNINFO (&conf_t_conninfo)
 #define T_INT (&conf_t_int)
+#define T_INT_AUTO (&conf_t_int_auto)
 #define T_DURATION (&conf_t_duration)
 #define T_SECONDS (&conf_t_seconds)
 #define T_SIZE (&conf_t_size)
@@ -124,6 +126,9 @@ static const conf_key keys[] = {
 	    NULL, "client addresses that may read /metrics; empty means nobody"),
 	KEY("trusted_proxies", T_CIDRS, trusted_proxies, 0, "", 0, 0, K_RELOAD | K_EMPTY_OK, NULL,
 	    "peers whose X-Forwarded-For and X-Request-Id are believed; empty trusts none"),
+	KEY("workers", T_INT_AUTO, workers, FSIZE(workers), "auto", 1, 256, 0, NULL,
+	    "processes serving HTTP, each with its own loop, pool and LISTEN session on the shared port "
+	    "(SO_REUSEPORT); auto = one per online core; 1 = a single process and no supervisor"),
 	INT("max_waiters", max_waiters, "100000", 1, 10000000, K_RELOAD,
 	    "held requests in the whole process; past it 503, well below the file-descriptor limit"),
 	INT("max_waiters_per_principal", max_waiters_per_principal, "64", 1, 1000000, K_RELOAD,
@@ -449,6 +454,13 @@ void conf_free(conf *c)
 	auth_jwt_key_free(c->jwt_key);
 	free(c->path);
 	free(c);
+}
+
+int conf_workers(const conf *c)
+{
+	if (c->workers > 0) return c->workers;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 
 void conf_keep_static(conf *fresh, const conf *old, void (*report_fn)(const char *key, void *arg), void *arg)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "gateway/config.h"
+#include "gateway/shared.h"
 #include "gateway/watch.h"
 
 struct event_base;
@@ -24,6 +25,13 @@ typedef struct gw_server gw_server;
 gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *reg, struct db_pool *pool,
                          struct db_listen *listen) __attribute__((warn_unused_result));
 void gw_server_free(gw_server *s); /* closes every connection; NULL is a no-op */
+
+/* Workers > 1, before gw_server_bind: this is worker `wi` of the server whose shared memory is `shm`
+ * (borrowed): bind with SO_REUSEPORT, publish figures and readiness there every 10 ms, and answer
+ * /metrics and /readyz for the whole server. Returns 0 or -1 (out of memory). */
+int gw_server_set_shared(gw_server *s, gw_shm *shm, int wi) __attribute__((warn_unused_result));
+/* Publish this worker's readiness now (the pool or the LISTEN session just changed); no-op without shm. */
+void gw_server_publish_ready(gw_server *s);
 
 /* Bind the configured listen address. Returns 0, or -1 (logged, with the reason). */
 int gw_server_bind(gw_server *s) __attribute__((warn_unused_result));

@@ -32,6 +32,7 @@ struct toy {
 	char *conninfo;
 	int i;
 	int64_t i64;
+	int procs;
 	int64_t ms;
 	int64_t secs;
 	int64_t bytes;
@@ -54,6 +55,7 @@ static const conf_key toy_keys[] = {
 	{.name = "conninfo", .type = &conf_t_conninfo, .off = O(conninfo), .flags = CONF_K_EMPTY_OK},
 	{.name = "i", .type = &conf_t_int, .off = O(i), .aux = sizeof(int), .min = -5, .max = 100},
 	{.name = "i64", .type = &conf_t_int, .off = O(i64), .aux = sizeof(int64_t), .min = 0, .max = INT64_MAX},
+	{.name = "procs", .type = &conf_t_int_auto, .off = O(procs), .aux = sizeof(int), .min = 1, .max = 256},
 	{.name = "ms", .type = &conf_t_duration, .off = O(ms), .min = 0, .max = CONF_HOUR(1)},
 	{.name = "secs", .type = &conf_t_seconds, .off = O(secs), .min = CONF_SEC(1), .max = CONF_MIN(5)},
 	{.name = "bytes", .type = &conf_t_size, .off = O(bytes), .min = CONF_KIB(1), .max = CONF_MIB(1)},
@@ -112,6 +114,7 @@ static void test_every_type_has_the_required_operations(void **state)
 	}
 	/* the bounded types say how to write a bound; the others are unbounded in the reference */
 	assert_non_null(conf_t_int.bound);
+	assert_non_null(conf_t_int_auto.bound);
 	assert_non_null(conf_t_duration.bound);
 	assert_non_null(conf_t_seconds.bound);
 	assert_non_null(conf_t_size.bound);
@@ -135,6 +138,8 @@ static const struct type_case cases[] = {
 	{"conninfo", "host=db password=secret", "host=db password=REDACTED", "host=other", NULL, NULL},
 	{"i", "-5", "-5", "100", "101", "i must be between -5 and 100 (got 101)"},
 	{"i64", "9000000000", "9000000000", "0", "1.5", "invalid integer '1.5' for i64: use a whole number"},
+	{"procs", "auto", "auto", "4", "0", "procs must be between 1 and 256 (got 0)"},
+	{"procs", "256", "256", "auto", "Auto", "invalid value 'Auto' for procs: use auto or a whole number"},
 	{"ms", "1500ms", "1500ms", "90s", "2h", "ms must be between 0s and 1h (got 2h)"},
 	{"secs", "1500ms", "2s", "5m", "10m", "secs must be between 1s and 5m (got 10m)"},
 	{"bytes", "2048", "2KiB", "1M", "2MiB", "bytes must be between 1KiB and 1MiB (got 2MiB)"},
