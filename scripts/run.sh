@@ -175,10 +175,15 @@ fi
 
 PG_RUNNING=0
 if [ -f "$PGDATA/PG_VERSION" ] && as_owner "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
-	PG_RUNNING=1 # left over from an earlier run that was killed: use it, and stop it at the end
-	PG_STARTED=1
-	log "PostgreSQL in $V/pg/data is already running (left over from an earlier run); using it"
-elif port_busy "$PG_PORT"; then
+	# Left over from an earlier run that was killed, or one whose cleanup is still shutting it down. It may
+	# listen on another port than this run's PG_PORT: stop it and start it afresh below, with this run's
+	# settings, rather than guess what state it is in.
+	log "PostgreSQL in $V/pg/data is still running (left over from an earlier run); restarting it"
+	as_owner "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+		as_owner "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w -t 30 stop >/dev/null 2>&1 ||
+		die "could not stop the PostgreSQL left over in $V/pg/data; see $V/pg/postgres.log"
+fi
+if port_busy "$PG_PORT"; then
 	die "port $PG_PORT on 127.0.0.1 is already in use by something else; find it with: ss -ltnp 'sport = :$PG_PORT'"
 fi
 
@@ -291,6 +296,14 @@ setsid /usr/bin/python3 -u "$ROOT/scripts/simulate.py" "$DSN" --hold-run "$DEMO_
 	>>"$VAR/simulator.log" 2>&1 </dev/null &
 SIM_PID=$!
 DEMO_UNTIL=$(date -d "+$DEMO_MINUTES minutes" +%H:%M)
+
+# The banner's curls name run $DEMO_RUN: say so only once the simulator has set it running.
+for _ in $(seq 1 150); do
+	st=$(psql_db -d pollgate -At -c "SELECT status FROM operation_runs WHERE id = $DEMO_RUN" 2>/dev/null || true)
+	[ "$st" = running ] && break
+	alive "$SIM_PID" || die "the simulator exited; see $V/simulator.log"
+	sleep 0.1
+done
 
 for _ in $(seq 1 50); do
 	curl -fsS -o /dev/null --max-time 1 "$WEB/pollgate.js" 2>/dev/null && break
