@@ -7,6 +7,7 @@
 #   make run              embedded PostgreSQL under ./var, demo data, gateway on 127.0.0.1:8080
 #                         (HTTP_PORT=, WEB_PORT=, PG_PORT= to move it; installs only what running needs)
 #   make test-browser     web/pollgate.js and the demo page in the system Chromium (also the last step of make test)
+#   make bench-triggers   what the hint triggers cost the application's writes (pgbench; build/bench-triggers.json)
 #   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
 #   make install [PREFIX=/usr/local] [sysconfdir=/etc] [DESTDIR=]   the binary, config, SQL, client, man, unit
 #   make uninstall        the same files (a config that was edited stays)
@@ -78,8 +79,11 @@ TEST_OBJ_config  = $(call room_obj,gateway/config.c gateway/cidr.c auth/jwt.c po
 TEST_OBJ_auth    = $(call room_obj,auth/% policy/% common/%)
 TEST_OBJ_jwt     = $(call room_obj,auth/jwt.c)
 TEST_OBJ_queries = $(call room_obj,db/queries.c common/%)
+TEST_OBJ_hints   = $(call room_obj,db/hints.c common/%)
 TEST_OBJ_http    = $(call room_obj,gateway/http.c common/%)
 TEST_OBJ_hmap    = $(call room_obj,common/%)
+TEST_OBJ_log     = $(call room_obj,common/%)
+TEST_OBJ_hold    = $(call room_obj,gateway/hold.c)
 TEST_OBJ_cidr    = $(call room_obj,gateway/cidr.c)
 test_objs = $(if $(TEST_OBJ_$(1)),$(TEST_OBJ_$(1)),$(LIB_OBJ))
 
@@ -123,6 +127,15 @@ test-browser: deps pollgate
 bench: pollgate build/write_floor
 	build/write_floor 9000
 	/usr/bin/python3 bench/longpoll_bench.py $(BENCH_ARGS)
+
+# make bench-triggers: pgbench updating one random operation_runs row per transaction at 1, 8 and 32 clients,
+# with the hint triggers and without, on a throwaway cluster with default durability (bench/triggers_bench.py).
+# BENCH_TRIGGERS_SECONDS (default 10 per point), BENCH_TRIGGERS_CLIENTS, BENCH_TRIGGERS_SOURCES,
+# BENCH_TRIGGERS_SYNC (on|off: synchronous_commit of the writers) tune it.
+# Writes build/bench-triggers.json.
+.PHONY: bench-triggers
+bench-triggers: deps
+	/usr/bin/python3 bench/triggers_bench.py $(BENCH_TRIGGERS_ARGS)
 
 build/write_floor: bench/write_floor.c
 	@mkdir -p build
@@ -294,6 +307,7 @@ fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 FUZZ_OBJ_request = $(call fuzz_obj,gateway/http.c gateway/cidr.c auth/auth.c common/%)
 FUZZ_OBJ_config  = $(call fuzz_obj,gateway/config.c gateway/cidr.c auth/jwt.c policy/% common/%)
 FUZZ_OBJ_jwt     = $(call fuzz_obj,auth/jwt.c)
+FUZZ_OBJ_log     = $(call fuzz_obj,common/%)
 
 .PHONY: fuzz fuzz-build fuzz-regress
 

@@ -72,7 +72,7 @@ static void notice_receiver(void *arg, const PGresult *res)
 	if (!CM_LOG_ENABLED(level)) return;
 	db_conn_first_line(line, sizeof line, PQresultErrorMessage(res));
 	db_conn_log_safe(line);
-	cm_log_write(level, NULL, "postgres notice who=%s conn=%d detail=\"%s\"", tag->who, tag->id, line);
+	cm_log_write(level, NULL, "postgres notice who=%s conn=%d detail=%s", tag->who, tag->id, CM_Q(line));
 }
 
 /* libpq's parse errors quote pieces of the connection string, which may hold a password: keep the text

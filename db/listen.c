@@ -10,6 +10,9 @@
  * jitter; a hot standby is reported through on_fatal (from its own timer callback, so it may free the
  * session) and not retried.
  *
+ * With check_hints, one more step sits between the LISTENs and up: the hint-trigger count (db/hints.c),
+ * whose failure as a statement is logged and passed over (the session itself is fine).
+ *
  * Channel names are validated as plain lower-case identifiers and double-quoted: LISTEN takes no bind
  * parameters, so this validation is what keeps the statement text fixed.
  */
@@ -44,6 +47,7 @@ enum lsess_state {
 	LSESS_CONNECTING,  /* PQconnectPoll in progress; the timer is the handshake deadline */
 	LSESS_CHECKING,    /* pg_is_in_recovery() in flight; same deadline */
 	LSESS_SUBSCRIBING, /* LISTEN statements in flight, one after another; same deadline */
+	LSESS_HINTS,       /* the hint-trigger count in flight (check_hints); same deadline */
 	LSESS_UP,          /* listening on every channel; the timer is the heartbeat */
 	LSESS_FATAL,       /* refused for good (hot standby, pooler); the timer fires once to report it */
 };
@@ -55,6 +59,8 @@ struct db_listen {
 	char **listen_sql;       /* owned: n_channels statements `LISTEN "name"` */
 	int n_channels;
 	int64_t connect_timeout_ms, reconnect_min_ms, reconnect_max_ms, heartbeat_ms;
+	bool check_hints;
+	db_hints hints;
 	void (*on_notify)(void *arg, const char *channel, const char *payload);
 	void (*on_up)(void *arg);
 	void (*on_down)(void *arg, const char *why);
@@ -86,6 +92,7 @@ static const char *lsess_state_name(enum lsess_state s)
 	case LSESS_CONNECTING: return "connecting";
 	case LSESS_CHECKING: return "checking";
 	case LSESS_SUBSCRIBING: return "subscribing";
+	case LSESS_HINTS: return "hints";
 	case LSESS_UP: return "up";
 	case LSESS_FATAL: return "fatal";
 	}
@@ -135,8 +142,8 @@ static void lsess_down(db_listen *l, const char *why)
 	int64_t delay = db_conn_backoff_ms(&l->rng, l->reconnect_min_ms, l->reconnect_max_ms, l->attempt);
 	if (l->attempt < 64) l->attempt++;
 	lsess_set_state(l, LSESS_DOWN);
-	if (was_up) log_warn("db listen down reason=\"%s\" retry_ms=%lld", safe, (long long)delay);
-	else log_warn("db listen connect failed attempt=%u reason=\"%s\" retry_ms=%lld", l->attempt, safe, (long long)delay);
+	if (was_up) log_warn("db listen down reason=%s retry_ms=%lld", CM_Q(safe), (long long)delay);
+	else log_warn("db listen connect failed attempt=%u reason=%s retry_ms=%lld", l->attempt, CM_Q(safe), (long long)delay);
 	if (db_conn_timer_ms(l->timer, delay) != 0) log_error("db listen cannot arm reconnect timer");
 	if (was_up) {
 		l->stats.errors++;
@@ -217,6 +224,31 @@ static void lsess_became_up(db_listen *l)
 	if (l->on_up) l->on_up(l->arg);
 }
 
+/* Every LISTEN is in effect: count the hint triggers first when asked to, else the session is up. */
+static void lsess_subscribed(db_listen *l)
+{
+	if (!l->check_hints) {
+		lsess_became_up(l);
+		return;
+	}
+	lsess_set_state(l, LSESS_HINTS);
+	lsess_send(l, db_hints_sql);
+}
+
+/* The hint-trigger count came back (res may be an error): keep, log. */
+static void lsess_hints_done(db_listen *l, const PGresult *res)
+{
+	char why[256];
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && db_hints_parse(res, &l->hints, why, sizeof why) == 0) {
+		db_hints_log(&l->hints);
+		return;
+	}
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) db_conn_result_error(why, sizeof why, res);
+	db_hints_init(&l->hints);
+	log_warn("hint trigger check failed reason=\"%s\" hint=\"cannot tell whether the database sends wake-up "
+	         "hints; the safety net still delivers every change\"", why);
+}
+
 /* The statement in flight has all its results (`res` is its first, owned here). */
 static void lsess_complete(db_listen *l, PGresult *res)
 {
@@ -233,14 +265,14 @@ static void lsess_complete(db_listen *l, PGresult *res)
 		}
 		if (strtol(PQgetvalue(res, 0, 1), NULL, 10) != (long)PQbackendPID(l->pg)) {
 			log_error("db listen backend pid mismatch reported=%d actual=%s", PQbackendPID(l->pg),
-			          PQgetvalue(res, 0, 1));
+			          CM_Q(PQgetvalue(res, 0, 1)));
 			PQclear(res);
 			lsess_fatal(l, WHY_POOLER);
 			return;
 		}
 		PQclear(res);
 		if (l->n_channels == 0) {
-			lsess_became_up(l);
+			lsess_subscribed(l);
 			return;
 		}
 		lsess_set_state(l, LSESS_SUBSCRIBING);
@@ -251,7 +283,12 @@ static void lsess_complete(db_listen *l, PGresult *res)
 		if (st != PGRES_COMMAND_OK) break;
 		PQclear(res);
 		if (++l->next_channel < l->n_channels) lsess_send(l, l->listen_sql[l->next_channel]);
-		else lsess_became_up(l);
+		else lsess_subscribed(l);
+		return;
+	case LSESS_HINTS:
+		lsess_hints_done(l, res);
+		if (res) PQclear(res);
+		if (l->pg) lsess_became_up(l);
 		return;
 	case LSESS_UP:
 		if (st != PGRES_TUPLES_OK || PQntuples(res) != 1) break;
@@ -354,6 +391,7 @@ static void lsess_timer_cb(evutil_socket_t fd, short what, void *arg)
 	case LSESS_CONNECTING:
 	case LSESS_CHECKING:
 	case LSESS_SUBSCRIBING:
+	case LSESS_HINTS:
 		lsess_down(l, "connect timed out");
 		return;
 	case LSESS_UP:
@@ -368,7 +406,7 @@ static void lsess_timer_cb(evutil_socket_t fd, short what, void *arg)
 		if (lsess_send(l, SQL_HEARTBEAT)) l->hb_pending = true;
 		return;
 	case LSESS_FATAL:
-		log_error("db listen refused reason=\"%s\"", l->fatal_why);
+		log_error("db listen refused reason=%s", CM_Q(l->fatal_why));
 		if (l->on_fatal) l->on_fatal(l->arg, l->fatal_why);
 		return;
 	}
@@ -405,6 +443,8 @@ db_listen *db_listen_new(struct event_base *base, const db_listen_opts *opts)
 	l->reconnect_min_ms = opts->reconnect_min_ms > 0 ? opts->reconnect_min_ms : 1;
 	l->reconnect_max_ms = opts->reconnect_max_ms > l->reconnect_min_ms ? opts->reconnect_max_ms : l->reconnect_min_ms;
 	l->heartbeat_ms = opts->heartbeat_ms;
+	l->check_hints = opts->check_hints;
+	db_hints_init(&l->hints);
 	l->on_notify = opts->on_notify;
 	l->on_up = opts->on_up;
 	l->on_down = opts->on_down;
@@ -475,4 +515,10 @@ void db_listen_get_stats(const db_listen *l, db_listen_stats *out)
 double db_listen_queue_usage(const db_listen *l)
 {
 	return l ? l->queue_usage : -1;
+}
+
+const db_hints *db_listen_hints(const db_listen *l)
+{
+	static const db_hints unknown = {{-1, -1, -1}};
+	return l ? &l->hints : &unknown;
 }

@@ -10,12 +10,17 @@
  * heartbeat query. Where LISTEN cannot work, the session is refused with a clear reason through
  * on_fatal: a server in recovery (hot standby), or a connection pooler in between (detected by the
  * backend pid the connection reported differing from pg_backend_pid()).
+ * With check_hints it also counts, after every (re)connect and before on_up, the hint triggers per kind
+ * (db/hints.h) on the same connection, logs a warning for a kind without one and keeps the counts for
+ * /metrics; a failed check is logged and leaves the counts unknown, and never keeps the session down.
  */
 #ifndef POLLGATE_DB_LISTEN_H
 #define POLLGATE_DB_LISTEN_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "db/hints.h"
 
 struct event_base;
 typedef struct db_listen db_listen;
@@ -29,6 +34,7 @@ typedef struct db_listen_opts {
 	int64_t reconnect_min_ms;
 	int64_t reconnect_max_ms;
 	int64_t heartbeat_ms; /* a trivial query this often; no answer within it means the link is dead */
+	bool check_hints;     /* count the hint triggers per kind after every (re)connect (db/hints.h) */
 
 	/* A notification: channel and payload are borrowed for the call. */
 	void (*on_notify)(void *arg, const char *channel, const char *payload);
@@ -56,5 +62,8 @@ void db_listen_get_stats(const db_listen *l, db_listen_stats *out);
 
 /* pg_notification_queue_usage() as last seen by the heartbeat (0..1), or -1 if not known yet. */
 double db_listen_queue_usage(const db_listen *l);
+
+/* The hint-trigger counts of the last check (every count -1 before the first, or after a failed one). */
+const db_hints *db_listen_hints(const db_listen *l);
 
 #endif

@@ -227,7 +227,7 @@ static void pconn_connect_failed(pconn *c, const char *why)
 	snprintf(safe, sizeof safe, "%s", why); /* `why` may point into the PGconn */
 	db_conn_log_safe(safe);
 	int64_t delay = pconn_close_and_retry(c);
-	log_warn("db connect failed conn=%d attempt=%u reason=\"%s\" retry_ms=%lld", c->id, attempt, safe,
+	log_warn("db connect failed conn=%d attempt=%u reason=%s retry_ms=%lld", c->id, attempt, CM_Q(safe),
 	         (long long)delay);
 }
 
@@ -243,7 +243,7 @@ static void pconn_fail(pconn *c, const char *why)
 	db_conn_log_safe(safe);
 	c->q = NULL;
 	int64_t delay = pconn_close_and_retry(c);
-	log_warn("db connection lost conn=%d reason=\"%s\" retry_ms=%lld", c->id, safe, (long long)delay);
+	log_warn("db connection lost conn=%d reason=%s retry_ms=%lld", c->id, CM_Q(safe), (long long)delay);
 	if (q) query_fail(c->pool, q, reason);
 }
 

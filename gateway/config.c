@@ -156,6 +156,8 @@ static const struct key_def keys[] = {
 	    "logfmt for people, json for log shippers"),
 	STR("log_file", log_file, "", K_RELOAD | K_EMPTY_OK, NULL,
 	    "log destination, reopened on SIGHUP; empty means stderr"),
+	STR("access_log", access_log, "off", K_RELOAD, NULL,
+	    "one line per answered request: off, on (into the log above) or a file path, reopened on SIGHUP"),
 	LIST("run_active_statuses", T_POL_LIST, policy.run_active, policy.n_run_active, "queued running",
 	     "run statuses that are still moving: held and re-read"),
 	KEY("run_completed_status", T_POL_NAME, policy.run_completed_status, 0, "completed", 0, 0, K_RELOAD,
@@ -571,9 +573,9 @@ out:
 	return rc;
 }
 
-static int bounds_error(const struct key_def *k, char *err, size_t errlen)
+static int bounds_error(const struct key_def *k, const char *given, char *err, size_t errlen)
 {
-	char lo[32], hi[32];
+	char lo[32], hi[32], sb[SHOW_BUF];
 
 	switch (k->type) {
 	case T_DURATION:
@@ -590,7 +592,7 @@ static int bounds_error(const struct key_def *k, char *err, size_t errlen)
 		snprintf(hi, sizeof hi, "%lld", (long long)k->max);
 		break;
 	}
-	snprintf(err, errlen, "%s must be between %s and %s", k->name, lo, hi);
+	snprintf(err, errlen, "%s must be between %s and %s (got %s)", k->name, lo, hi, show(given, sb));
 	return -1;
 }
 
@@ -604,7 +606,7 @@ static int set_int(conf *c, const struct key_def *k, const char *v, char *err, s
 		snprintf(err, errlen, "invalid integer '%s' for %s: use a whole number", show(v, sb), k->name);
 		return -1;
 	}
-	if (n < k->min || n > k->max) return bounds_error(k, err, errlen);
+	if (n < k->min || n > k->max) return bounds_error(k, v, err, errlen);
 	if (k->aux == sizeof(int))
 		*int_at(c, k->off) = (int)n;
 	else
@@ -622,7 +624,7 @@ static int set_duration(conf *c, const struct key_def *k, const char *v, char *e
 		         k->name);
 		return -1;
 	}
-	if (ms < k->min || ms > k->max) return bounds_error(k, err, errlen);
+	if (ms < k->min || ms > k->max) return bounds_error(k, v, err, errlen);
 	*i64_at(c, k->off) = k->type == T_SECONDS ? (ms + 999) / 1000 : ms;
 	return 0;
 }
@@ -641,7 +643,7 @@ static int set_size(conf *c, const struct key_def *k, const char *v, char *err, 
 		for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
 			if (strcmp(end, units[i].unit) != 0) continue;
 			n = n > INT64_MAX / units[i].mult ? INT64_MAX : n * units[i].mult;
-			if (n < k->min || n > k->max) return bounds_error(k, err, errlen);
+			if (n < k->min || n > k->max) return bounds_error(k, v, err, errlen);
 			*i64_at(c, k->off) = n;
 			return 0;
 		}
@@ -1330,13 +1332,106 @@ static void dump_string(const char *s, FILE *out)
 	fputc('"', out);
 }
 
+/* Append n bytes to out (cap bytes, NUL-terminated), cutting what does not fit. */
+static void redact_put(char *out, size_t cap, size_t *w, const char *s, size_t n)
+{
+	if (*w + n >= cap) n = cap - 1 - *w;
+	memcpy(out + *w, s, n);
+	*w += n;
+	out[*w] = '\0';
+}
+
+void conf_redact_conninfo(const char *in, char *out, size_t cap)
+{
+	static const char mask[] = "REDACTED";
+	size_t w = 0;
+	const char *p = in ? in : "";
+
+	if (cap == 0) return;
+	out[0] = '\0';
+	if (strncmp(p, "postgresql://", 13) == 0 || strncmp(p, "postgres://", 11) == 0) {
+		/* URI: user:password@ before the host part, and password=... among the ?parameters */
+		const char *auth = strstr(p, "://") + 3;
+		size_t hostpart = strcspn(auth, "/?");
+		const char *at = memrchr(auth, '@', hostpart);
+		const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+		if (colon) {
+			redact_put(out, cap, &w, p, (size_t)(colon + 1 - p));
+			redact_put(out, cap, &w, mask, sizeof mask - 1);
+			p = at;
+		}
+		const char *q = strchr(p, '?');
+		if (q == NULL) {
+			redact_put(out, cap, &w, p, strlen(p));
+			return;
+		}
+		redact_put(out, cap, &w, p, (size_t)(q + 1 - p));
+		for (p = q + 1; *p;) {
+			size_t n = strcspn(p, "&");
+			if (n >= 9 && strncmp(p, "password=", 9) == 0) {
+				redact_put(out, cap, &w, p, 9);
+				redact_put(out, cap, &w, mask, sizeof mask - 1);
+			} else {
+				redact_put(out, cap, &w, p, n);
+			}
+			p += n;
+			if (*p == '&') redact_put(out, cap, &w, p++, 1);
+		}
+		return;
+	}
+	/* key = value pairs; a value is bare (up to white space) or single-quoted with \' and \\ escapes */
+	while (*p) {
+		size_t sp = strspn(p, " \t\n\r\f\v");
+		redact_put(out, cap, &w, p, sp);
+		p += sp;
+		if (*p == '\0') break;
+		size_t kl = strcspn(p, "= \t\n\r\f\v");
+		bool secret = kl == 8 && strncmp(p, "password", 8) == 0;
+		redact_put(out, cap, &w, p, kl);
+		p += kl;
+		sp = strspn(p, " \t\n\r\f\v");
+		redact_put(out, cap, &w, p, sp);
+		p += sp;
+		if (*p != '=') continue;
+		redact_put(out, cap, &w, p++, 1);
+		sp = strspn(p, " \t\n\r\f\v");
+		redact_put(out, cap, &w, p, sp);
+		p += sp;
+		const char *v = p;
+		if (*p == '\'') {
+			for (p++; *p && *p != '\''; p++)
+				if (*p == '\\' && p[1]) p++;
+			if (*p == '\'') p++;
+		} else {
+			p += strcspn(p, " \t\n\r\f\v");
+		}
+		if (secret) redact_put(out, cap, &w, mask, sizeof mask - 1);
+		else redact_put(out, cap, &w, v, (size_t)(p - v));
+	}
+}
+
 static void dump_value(const struct key_def *k, const conf *c, FILE *out)
 {
 	char buf[64];
 
 	switch (k->type) {
 	case T_LISTEN: dump_string(c->listen, out); return;
-	case T_STRING: dump_string(*(char *const *)cfield(c, k->off), out); return;
+	case T_STRING:
+		if (strcmp(k->name, "database") == 0) { /* --print-config never shows the password */
+			const char *v = *(char *const *)cfield(c, k->off);
+			size_t cap = 2 * (v ? strlen(v) : 0) + 16;
+			char *red = malloc(cap);
+			if (red == NULL) {
+				fputs("\"\"", out);
+				return;
+			}
+			conf_redact_conninfo(v, red, cap);
+			dump_string(red, out);
+			free(red);
+			return;
+		}
+		dump_string(*(char *const *)cfield(c, k->off), out);
+		return;
 	case T_INT: fprintf(out, "%lld", (long long)get_int(c, k)); return;
 	case T_DURATION: fmt_duration(get_int(c, k), buf, sizeof buf); break;
 	case T_SECONDS: fmt_duration(get_int(c, k) * 1000, buf, sizeof buf); break;

@@ -68,6 +68,7 @@ typedef struct conf {
 	int log_level;  /* cm_log_level */
 	int log_format; /* cm_log_format */
 	char *log_file; /* owned; "" = stderr */
+	char *access_log; /* owned; "off", "on" (into the main log) or a file path */
 
 	pol_config policy;
 } conf;
@@ -89,7 +90,14 @@ void conf_free(conf *c); /* conf_free(NULL) is a no-op */
  * each such key whose value differs (so the caller can log "KEY changed; restart to apply"). */
 void conf_keep_static(conf *fresh, const conf *old, void (*report)(const char *key, void *arg), void *arg);
 
-/* Write every key with its current value as "key = value" lines (for --print-config and tests). */
+/* A libpq connection string with its password replaced by REDACTED, in both forms: the URI
+ * (postgresql://user:secret@host/db, and ?password=secret) and key=value (password=secret, or
+ * password = 'it\'s quoted'). Writes at most cap bytes, NUL-terminated (twice the input's length + 16
+ * suffices). */
+void conf_redact_conninfo(const char *in, char *out, size_t cap);
+
+/* Write every key with its current value as "key = value" lines (for --print-config and tests); the
+ * database password is redacted. */
 void conf_dump(const conf *c, FILE *out);
 
 /* The key table as a reference, one key a line, tab-separated: name, type, default, minimum, maximum

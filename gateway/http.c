@@ -3,6 +3,8 @@
  */
 #include "gateway/http.h"
 
+#include <arpa/inet.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -12,6 +14,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 static const char RUNS_PREFIX[] = "/v1/runs/";
@@ -237,7 +240,102 @@ void gw_http_preflight(struct evhttp_request *req, const char *rid)
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	if (rid) evhttp_add_header(h, "X-Request-Id", rid);
+	gw_http_access_log(req, rid, 204, 0);
 	evhttp_send_reply(req, 204, "No Content", NULL);
+}
+
+/* ---- the access log ---- */
+
+/* What the caller about to answer knows and this file does not: the resolved client, when the request
+ * arrived, why it ends. Set just before an answer, consumed (cleared) by it; one loop, one answer at a
+ * time, so a process-wide note is enough. */
+static struct {
+	bool set;
+	char client[48];
+	int64_t start_ms;
+	const char *reason;
+} note;
+
+void gw_http_access_note(const char *client, int64_t start_ms, const char *reason)
+{
+	note.set = client != NULL || reason != NULL;
+	snprintf(note.client, sizeof note.client, "%s", client ? client : "");
+	note.start_ms = start_ms;
+	note.reason = reason;
+}
+
+void gw_http_format_addr(const uint8_t addr[16], char *out, size_t cap)
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	char buf[INET6_ADDRSTRLEN];
+	const char *r = memcmp(addr, v4mapped, 12) == 0 ? inet_ntop(AF_INET, addr + 12, buf, sizeof buf)
+	                                                : inet_ntop(AF_INET6, addr, buf, sizeof buf);
+	snprintf(out, cap, "%s", r ? r : "?");
+}
+
+static const char *method_text(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "OTHER";
+}
+
+/* The reason of an answer given without the registry, from its status. */
+static const char *default_reason(int code)
+{
+	switch (code) {
+	case 0: return "disconnect";
+	case 200: return "ok";
+	case 204: return "preflight";
+	case 304: return "unchanged";
+	case 400: return "bad_request";
+	case 401: return "unauthorized";
+	case 404: return "denied";
+	case 405: return "method";
+	case 429: return "cap";
+	default: return "error";
+	}
+}
+
+void gw_http_access_log(struct evhttp_request *req, const char *rid, int code, size_t bytes)
+{
+	char client[64] = "";
+	int64_t hold_ms = 0;
+	const char *reason;
+
+	if (!cm_log_access_enabled() || req == NULL) {
+		note.set = false;
+		return;
+	}
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	int64_t id = 0;
+	gw_route route = path ? gw_http_route(path, &id) : GW_ROUTE_NONE;
+	if (note.set && note.client[0]) {
+		snprintf(client, sizeof client, "%s", note.client);
+	} else {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+		char *host = NULL;
+		ev_uint16_t port = 0;
+		if (evcon) evhttp_connection_get_peer(evcon, &host, &port);
+		snprintf(client, sizeof client, "%s", host ? host : "");
+	}
+	if (note.set && note.start_ms > 0) hold_ms = cm_mono_ms() - note.start_ms;
+	reason = note.set && note.reason ? note.reason : default_reason(code);
+	note.set = false;
+	/* client is an address (inet_ntop or evhttp's numeric peer): bare; the path is the client's: quoted */
+	cm_log_access(rid, "access client=%s method=%s route=%s path=%s status=%d hold_ms=%" PRId64 " bytes=%zu reason=%s",
+	              client[0] ? client : "-", method_text(evhttp_request_get_command(req)), gw_http_route_name(route), CM_Q(path),
+	              code, hold_ms, bytes, reason);
 }
 
 void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const char *etag, const char *body,
@@ -281,6 +379,8 @@ void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const 
 			reason = "Service Unavailable";
 		}
 	}
+	/* logged before sending: evhttp may free the request inside evhttp_send_reply */
+	gw_http_access_log(req, rid, code, buf ? evbuffer_get_length(buf) : 0);
 	evhttp_send_reply(req, code, reason, buf);
 	if (buf) evbuffer_free(buf);
 }

@@ -91,6 +91,18 @@ void gw_http_preflight(struct evhttp_request *req, const char *rid);
 void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const char *etag, const char *body,
                    size_t len, unsigned flags);
 
+/* The access log (cm_log_access: off unless access_log is set). gw_http_reply() and the preflight write
+ * one line per answer: rid, client, method, route, path, status, hold_ms, bytes (body), reason. A caller
+ * that knows more than the request says sets a note just before answering: the resolved client (NULL:
+ * the socket peer), when the request arrived (cm_mono_ms(), 0: unknown) and why it ends (a static
+ * string; NULL: from the status). The next line consumes the note; gw_http_access_note(NULL, 0, NULL)
+ * clears it. gw_http_access_log() writes a line for an answer sent some other way (code 0: the client
+ * left without one). */
+void gw_http_access_note(const char *client, int64_t start_ms, const char *reason);
+void gw_http_access_log(struct evhttp_request *req, const char *rid, int code, size_t bytes);
+/* A 16-byte client key (IPv4 mapped into IPv6) as text. */
+void gw_http_format_addr(const uint8_t addr[16], char *out, size_t cap);
+
 /* Send the JSON error shape for `err`. `message` overrides the standard sentence (400 uses it to say
  * what was wrong; never pass database or internal text). retry_after_s > 0 adds Retry-After. */
 void gw_http_error(struct evhttp_request *req, const char *rid, gw_err err, const char *message,

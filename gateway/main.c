@@ -56,10 +56,11 @@ static const char *const channels[] = {"pollgate_run", "pollgate_review_pack", "
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: pollgate [-c FILE] [--check-config] [--version]\n"
-	        "  -c, --config FILE   configuration file (see conf/pollgate.conf); defaults when omitted\n"
-	        "      --check-config  validate the configuration, print each error as FILE:LINE: message\n"
-	        "      --print-config  print every key with its effective value\n"
+	        "usage: pollgate [-c FILE] [-t | --check-config] [--print-config] [-V | --version] [-h | --help]\n"
+	        "  -c, --config FILE   configuration file; default " DEFAULT_CONF " when it exists,\n"
+	        "                      else the built-in defaults\n"
+	        "  -t, --check-config  validate the configuration, print each error as FILE:LINE: message\n"
+	        "      --print-config  print every key with its effective value (the database password redacted)\n"
 	        "  -V, --version       print the version\n"
 	        "  -h, --help          this text\n");
 }
@@ -96,13 +97,13 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 	if (strcmp(channel, "pollgate_access") == 0) {
 		if (strcmp(payload, "*") == 0) gw_reg_notify_access(a->reg, -1);
 		else if (parse_payload_id(payload, &id)) gw_reg_notify_access(a->reg, id);
-		else log_warn("ignored notification channel=%s reason=\"payload is not a user id\"", channel);
+		else log_warn("ignored notification channel=%s reason=\"payload is not a user id\"", CM_Q(channel));
 		return;
 	}
 	gw_kind kind = strcmp(channel, "pollgate_run") == 0 ? GW_RUN : GW_PACK;
 	/* The payload is only a hint of which resource to read again; nothing in it is ever served. */
 	if (parse_payload_id(payload, &id)) gw_reg_notify(a->reg, kind, id);
-	else log_warn("ignored notification channel=%s reason=\"payload is not an id\"", channel);
+	else log_warn("ignored notification channel=%s reason=\"payload is not an id\"", CM_Q(channel));
 }
 
 static void on_listen_up(void *arg)
@@ -121,7 +122,7 @@ static void on_listen_down(void *arg, const char *why)
 static void on_listen_fatal(void *arg, const char *why)
 {
 	app *a = arg;
-	log_error("stopping: the database cannot serve LISTEN reason=\"%s\"", why);
+	log_error("stopping: the database cannot serve LISTEN reason=%s", CM_Q(why));
 	a->exit_code = 1;
 	event_base_loopexit(a->base, NULL);
 }
@@ -137,7 +138,9 @@ static void report_static(const char *key, void *arg)
 static void apply_logging(const conf *c)
 {
 	cm_log_configure(c->log_level, (cm_log_format)c->log_format);
-	if (cm_log_open(c->log_file) != 0) log_error("cannot open log file path=\"%s\" error=\"%s\"", c->log_file, strerror(errno));
+	if (cm_log_open(c->log_file) != 0) log_error("cannot open log file path=%s error=%s", CM_Q(c->log_file), CM_Q(strerror(errno)));
+	if (cm_log_access_open(c->access_log) != 0)
+		log_error("cannot open access log path=%s error=%s", CM_Q(c->access_log), CM_Q(strerror(errno)));
 }
 
 static void reload(app *a)
@@ -149,7 +152,7 @@ static void reload(app *a)
 
 	if (a->conf_path == NULL) {
 		log_info("reload requested; running on built-in defaults, nothing to reload");
-		if (cm_log_open(a->cfg->log_file) != 0) log_error("cannot reopen log file");
+		apply_logging(a->cfg);
 		return;
 	}
 	ef = open_memstream(&errs, &errlen);
@@ -159,10 +162,10 @@ static void reload(app *a)
 		/* Keep serving with the old config; say exactly what is wrong with the new one. */
 		char *save = NULL;
 		for (char *line = errs ? strtok_r(errs, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
-			log_error("config rejected error=\"%s\"", line);
-		log_error("reload failed errors=%d path=\"%s\" hint=\"old config kept\"", nerr, a->conf_path);
+			log_error("config rejected error=%s", CM_Q(line));
+		log_error("reload failed errors=%d path=%s hint=\"old config kept\"", nerr, CM_Q(a->conf_path));
 		free(errs);
-		if (cm_log_open(a->cfg->log_file) != 0) log_error("cannot reopen log file");
+		apply_logging(a->cfg);
 		return;
 	}
 	free(errs);
@@ -173,7 +176,7 @@ static void reload(app *a)
 	gw_server_set_conf(a->srv, fresh);
 	apply_logging(fresh);
 	conf_free(old);
-	log_info("config reloaded path=\"%s\"", a->conf_path);
+	log_info("config reloaded path=%s", CM_Q(a->conf_path));
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -346,6 +349,7 @@ int main(int argc, char **argv)
 		.reconnect_min_ms = a.cfg->db_reconnect_min_ms,
 		.reconnect_max_ms = a.cfg->db_reconnect_max_ms,
 		.heartbeat_ms = a.cfg->db_heartbeat_ms,
+		.check_hints = true,
 		.on_notify = on_notify,
 		.on_up = on_listen_up,
 		.on_down = on_listen_down,

@@ -1,15 +1,24 @@
 /*
  * gateway/metrics.c — see metrics.h. Names follow Prometheus conventions: pollgate_ prefix, _total for
- * counters, base units (seconds) for the latency histogram.
+ * counters, base units with their suffix (_seconds, _bytes, _ratio), process_* as the client libraries
+ * export them, pollgate_build_info as a constant 1 carrying the version.
  */
 #include "gateway/metrics.h"
 
+#include <dirent.h>
 #include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
 #include "db/listen.h"
 #include "db/pool.h"
+#include "gateway/config.h"
+#include "gateway/hold.h"
 #include "gateway/watch.h"
 
 #define P(...)                                                                                               \
@@ -23,14 +32,92 @@ static int head(struct evbuffer *out, const char *name, const char *type, const 
 	return 0;
 }
 
+/* The process's own figures, as the Prometheus client libraries export them. A figure that cannot be
+ * read is left out (-1). */
+typedef struct proc_figures {
+	double cpu_seconds;
+	double resident_bytes, virtual_bytes;
+	double open_fds, max_fds;
+	double start_time;
+} proc_figures;
+
+static void read_proc(proc_figures *f)
+{
+	struct rusage ru;
+	struct rlimit rl;
+	long page = sysconf(_SC_PAGESIZE), ticks = sysconf(_SC_CLK_TCK);
+	FILE *fp;
+
+	f->cpu_seconds = f->resident_bytes = f->virtual_bytes = f->open_fds = f->max_fds = f->start_time = -1;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		f->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+		                 (double)ru.ru_stime.tv_usec / 1e6;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) f->max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
+	if ((fp = fopen("/proc/self/statm", "r")) != NULL) {
+		unsigned long long size, rss;
+		if (fscanf(fp, "%llu %llu", &size, &rss) == 2 && page > 0) {
+			f->virtual_bytes = (double)size * (double)page;
+			f->resident_bytes = (double)rss * (double)page;
+		}
+		fclose(fp);
+	}
+	DIR *d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		long n = 0;
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL)
+			if (e->d_name[0] != '.') n++;
+		closedir(d);
+		f->open_fds = (double)(n - 1); /* not the descriptor opendir itself holds */
+	}
+	/* start time: field 22 of /proc/self/stat (clock ticks after boot) plus btime of /proc/stat */
+	unsigned long long start_ticks = 0, btime = 0;
+	if ((fp = fopen("/proc/self/stat", "r")) != NULL) {
+		char buf[1024];
+		size_t n = fread(buf, 1, sizeof buf - 1, fp);
+		fclose(fp);
+		buf[n] = '\0';
+		char *p = strrchr(buf, ')'); /* the command name may hold spaces; fields count from after it */
+		for (int field = 2; p && field < 22; field++) p = strchr(p + 1, ' ');
+		if (p) start_ticks = strtoull(p + 1, NULL, 10);
+	}
+	if ((fp = fopen("/proc/stat", "r")) != NULL) {
+		char line[256];
+		while (fgets(line, sizeof line, fp))
+			if (sscanf(line, "btime %llu", &btime) == 1) break;
+		fclose(fp);
+	}
+	if (start_ticks > 0 && btime > 0 && ticks > 0) f->start_time = (double)btime + (double)start_ticks / (double)ticks;
+}
+
 int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const struct gw_registry *reg,
-                      const struct db_pool *pool, const struct db_listen *listen)
+                      const struct db_pool *pool, const struct db_listen *listen, const struct conf *cfg)
 {
 	const gw_reg_stats *st = gw_reg_get_stats(reg);
 	db_pool_stats ps;
 	db_listen_stats ls;
 	db_pool_get_stats(pool, &ps);
 	db_listen_get_stats(listen, &ls);
+	proc_figures pf;
+	read_proc(&pf);
+
+	if (head(out, "pollgate_build_info", "gauge", "Always 1; the version of the running binary.")) return -1;
+	P("pollgate_build_info{version=\"%s\"} 1\n", POLLGATE_VERSION);
+	if (head(out, "process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.")) return -1;
+	if (pf.cpu_seconds >= 0) P("process_cpu_seconds_total %.6f\n", pf.cpu_seconds);
+	if (head(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.")) return -1;
+	if (pf.resident_bytes >= 0) P("process_resident_memory_bytes %.0f\n", pf.resident_bytes);
+	if (head(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.")) return -1;
+	if (pf.virtual_bytes >= 0) P("process_virtual_memory_bytes %.0f\n", pf.virtual_bytes);
+	if (head(out, "process_open_fds", "gauge", "Open file descriptors.")) return -1;
+	if (pf.open_fds >= 0) P("process_open_fds %.0f\n", pf.open_fds);
+	if (head(out, "process_max_fds", "gauge", "The open-file limit (RLIMIT_NOFILE soft limit).")) return -1;
+	if (pf.max_fds >= 0) P("process_max_fds %.0f\n", pf.max_fds);
+	if (head(out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.")) return -1;
+	if (pf.start_time >= 0) P("process_start_time_seconds %.2f\n", pf.start_time);
+
+	if (head(out, "pollgate_max_waiters", "gauge", "The max_waiters limit: held requests past it get 503.")) return -1;
+	P("pollgate_max_waiters %lld\n", cfg ? (long long)cfg->max_waiters : 0LL);
 
 	if (head(out, "pollgate_waiters_held", "gauge", "Long-poll requests held, by resource kind.")) return -1;
 	for (int k = 0; k < GW_KINDS; k++)
@@ -46,10 +133,10 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 	if (head(out, "pollgate_requests_total", "counter", "Answers given, by route and status.")) return -1;
 	for (int r = 0; r < GW_NROUTES; r++) {
 		for (int i = 0; i < GW_NSTATUS; i++) {
+			/* every route and status from the start, at 0: a rate() of 503s has a series before the first */
 			uint64_t n = front->answers[r][i];
 			if (r == GW_ROUTE_RUN) n += st->answers[GW_RUN][i];
 			if (r == GW_ROUTE_PACK) n += st->answers[GW_PACK][i];
-			if (n == 0) continue;
 			if (gw_http_status_codes[i])
 				P("pollgate_requests_total{route=\"%s\",status=\"%d\"} %" PRIu64 "\n",
 				  gw_http_route_name((gw_route)r), gw_http_status_codes[i], n);
@@ -143,9 +230,31 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 	if (head(out, "pollgate_listen_notifications_total", "counter", "Notifications received by the LISTEN session.")) return -1;
 	P("pollgate_listen_notifications_total %" PRIu64 "\n", ls.notifies);
 	double usage = db_listen_queue_usage(listen);
-	if (head(out, "pollgate_notification_queue_usage", "gauge",
-	         "pg_notification_queue_usage() at the last heartbeat (NaN before the first).")) return -1;
-	if (usage >= 0) P("pollgate_notification_queue_usage %.6f\n", usage);
-	else P("pollgate_notification_queue_usage NaN\n");
+	if (head(out, "pollgate_notification_queue_usage_ratio", "gauge",
+	         "pg_notification_queue_usage() at the last heartbeat, 0 to 1 (NaN before the first).")) return -1;
+	if (usage >= 0) P("pollgate_notification_queue_usage_ratio %.6f\n", usage);
+	else P("pollgate_notification_queue_usage_ratio NaN\n");
+	const db_hints *hints = db_listen_hints(listen);
+	if (head(out, "pollgate_hint_triggers", "gauge",
+	         "Tables with an enabled hint trigger, by kind, at the last LISTEN (re)connect; 0 = that kind "
+	         "relies on the safety net alone (NaN before the first check).")) return -1;
+	for (int k = 0; k < DB_HINT_KINDS; k++) {
+		if (hints->tables[k] >= 0) P("pollgate_hint_triggers{kind=\"%s\"} %d\n", db_hint_kind_name(k), hints->tables[k]);
+		else P("pollgate_hint_triggers{kind=\"%s\"} NaN\n", db_hint_kind_name(k));
+	}
+
+	if (head(out, "pollgate_hold_duration_seconds", "histogram",
+	         "From a long-poll's arrival to its answer (or its client leaving), by why it ended.")) return -1;
+	for (int r = 0; r < GW_HOLD_NREASONS; r++) {
+		const char *why = gw_hold_reason_name((gw_hold_reason)r);
+		uint64_t cum = 0;
+		for (int i = 0; i < GW_HOLD_BUCKETS; i++) {
+			cum += st->hold.bucket[r][i];
+			P("pollgate_hold_duration_seconds_bucket{reason=\"%s\",le=\"%s\"} %" PRIu64 "\n", why,
+			  gw_hold_bound_text[i], cum);
+		}
+		P("pollgate_hold_duration_seconds_sum{reason=\"%s\"} %.6f\n", why, st->hold.sum_s[r]);
+		P("pollgate_hold_duration_seconds_count{reason=\"%s\"} %" PRIu64 "\n", why, st->hold.count[r]);
+	}
 	return 0;
 }

@@ -2,7 +2,10 @@
  * gateway/metrics.h — /metrics in the Prometheus text exposition format (version 0.0.4).
  *
  * Renders what the rooms already count (the front's answers, the registry's stats, the pool's and the
- * LISTEN session's counters) into one buffer; it keeps no state of its own.
+ * LISTEN session's counters), the build, the relevant config limits and the process's own figures (CPU,
+ * memory, descriptors, start time, from getrusage/getrlimit and /proc/self) into one buffer; it keeps no
+ * state of its own. Every series is present from the first scrape, at 0 until something happens, so an
+ * alert on a rate has a series to work on.
  */
 #ifndef POLLGATE_GATEWAY_METRICS_H
 #define POLLGATE_GATEWAY_METRICS_H
@@ -15,6 +18,7 @@ struct evbuffer;
 struct gw_registry;
 struct db_pool;
 struct db_listen;
+struct conf;
 
 /* What the HTTP front counts itself (answers it gave without the registry). */
 typedef struct gw_metrics_front {
@@ -27,7 +31,7 @@ typedef struct gw_metrics_front {
 
 /* Append the whole exposition. Returns 0 or -1 (out of memory). */
 int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const struct gw_registry *reg,
-                      const struct db_pool *pool, const struct db_listen *listen)
+                      const struct db_pool *pool, const struct db_listen *listen, const struct conf *cfg)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -156,7 +156,7 @@ static void on_kind_result(void *arg, const PGresult *res, const char *err)
 
 	if (res == NULL) {
 		r->st.read_errors++;
-		log_warn("re-read failed kind=%s resources=%zu error=\"%s\"", gw_kind_name(b->kind), b->n, err ? err : "?");
+		log_warn("re-read failed kind=%s resources=%zu error=%s", gw_kind_name(b->kind), b->n, CM_Q(err ? err : "?"));
 		for (size_t i = 0; i < b->n; i++) read_failed(r, b->watches[i]);
 		batch_free(b);
 		gw_schedule_flush(r);
@@ -205,7 +205,7 @@ static void on_kind_result(void *arg, const PGresult *res, const char *err)
 		continue;
 	bad:
 		r->st.bad_rows++;
-		log_warn("unreadable row kind=%s error=\"%s\"", gw_kind_name(b->kind), perr);
+		log_warn("unreadable row kind=%s error=%s", gw_kind_name(b->kind), CM_Q(perr));
 	}
 	for (size_t k = 0; k < b->n; k++)
 		if (b->watches[k]->in_flight) apply_read(r, b, b->watches[k], NULL, NULL);
@@ -222,7 +222,7 @@ static void on_token_result(void *arg, const PGresult *res, const char *err)
 
 	if (res == NULL) {
 		r->st.read_errors++;
-		log_warn("token lookup failed tokens=%zu error=\"%s\"", b->n, err ? err : "?");
+		log_warn("token lookup failed tokens=%zu error=%s", b->n, CM_Q(err ? err : "?"));
 		for (size_t i = 0; i < b->n; i++) {
 			/* A re-check that failed keeps the token's last verdict (held requests are not answered
 			 * with an error); it is looked up again on its next use. */

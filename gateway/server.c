@@ -304,7 +304,7 @@ static bool ready(const gw_server *s)
 static void serve_metrics(gw_server *s, struct evhttp_request *req, const char *rid)
 {
 	struct evbuffer *buf = evbuffer_new();
-	if (buf == NULL || gw_metrics_render(buf, &s->front, s->reg, s->pool, s->listen) != 0) {
+	if (buf == NULL || gw_metrics_render(buf, &s->front, s->reg, s->pool, s->listen, s->cfg) != 0) {
 		if (buf) evbuffer_free(buf);
 		reply_error(s, req, GW_ROUTE_METRICS, rid, GW_ERR_UNAVAILABLE, NULL, 0);
 		return;
@@ -315,6 +315,7 @@ static void serve_metrics(gw_server *s, struct evhttp_request *req, const char *
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "X-Request-Id", rid);
 	count(s, GW_ROUTE_METRICS, 200);
+	gw_http_access_log(req, rid, 200, evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ? 0 : evbuffer_get_length(buf));
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
 		char n[24];
 		snprintf(n, sizeof n, "%zu", evbuffer_get_length(buf));
@@ -360,7 +361,7 @@ static void on_complete(struct evhttp_request *req, void *arg)
 
 /* ---- the request callback ---- */
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void serve_request(struct evhttp_request *req, void *arg)
 {
 	gw_server *s = arg;
 	const conf *c = s->cfg;
@@ -391,9 +392,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 	char *xff = joined_header(in, "X-Forwarded-For");
 	conf_client_resolve(&c->trusted_proxies, peer, xff, client_key, client_text, sizeof client_text);
 	free(xff);
+	gw_http_access_note(client_text, cm_mono_ms(), NULL);
 
 	gw_route route = gw_http_route(path, &id);
-	rlog_debug(rid, "request method=%s path=\"%s\" client=%s", method_name(method), path ? path : "", client_text);
+	rlog_debug(rid, "request method=%s path=%s client=%s", method_name(method), CM_Q(path), client_text);
 	if (gw_http_framing_ambiguous(in)) {
 		reply_error(s, req, route, rid, GW_ERR_BAD_REQUEST,
 		            "Content-Length must appear once and never with Transfer-Encoding.", GW_REPLY_CLOSE);
@@ -420,6 +422,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (s->draining) {
+		gw_http_access_note(client_text, 0, "drain");
 		reply_error(s, req, route, rid, GW_ERR_UNAVAILABLE, NULL, GW_REPLY_CLOSE);
 		return;
 	}
@@ -498,8 +501,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	w->req = req;
 	w->kind = route == GW_ROUTE_RUN ? GW_RUN : GW_PACK;
 	w->id = id;
-	memcpy(w->client_addr, client_key, 16);
-	conf_client_key_prefix(w->client_addr, (int)c->client_ipv6_prefix);
+	memcpy(w->client_addr, client_key, 16); /* whole; the registry cuts the cap key to client_ipv6_prefix */
+	w->start_ms = cm_mono_ms();
 	memcpy(w->rid, rid, sizeof w->rid);
 	if (CM_LOG_ENABLED(CM_LOG_DEBUG)) {
 		char tp[13];
@@ -512,6 +515,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 done:
 	free(w);
 	evhttp_clear_headers(&params);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	serve_request(req, arg);
+	gw_http_access_note(NULL, 0, NULL); /* a request handed to the registry leaves no note behind */
 }
 
 /* ---- lifecycle ---- */

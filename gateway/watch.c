@@ -28,6 +28,7 @@
 
 #include "common/hmap.h"
 #include "common/log.h"
+#include "gateway/cidr.h"
 #include "gateway/http.h"
 #include "gateway/watch-internal.h"
 #include "db/pool.h"
@@ -171,9 +172,17 @@ void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
 	struct evhttp_request *req = w->req;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	unsigned flags = r->draining ? GW_REPLY_CLOSE : 0;
-	char rid[sizeof w->rid];
+	char rid[sizeof w->rid], client[48];
+	bool held = w->state == GW_W_HELD || w->state == GW_W_ANSWERING;
+	bool at_cap = code == 503 && r->st.held[GW_RUN] + r->st.held[GW_PACK] >= (uint64_t)r->cfg->max_waiters;
+	gw_hold_reason why = gw_hold_classify(code, held, r->draining, v && v->terminal, at_cap);
 
 	memcpy(rid, w->rid, sizeof rid);
+	gw_hold_observe(&r->st.hold, why, cm_mono_ms() - w->start_ms);
+	if (cm_log_access_enabled()) {
+		gw_http_format_addr(w->client_addr, client, sizeof client);
+		gw_http_access_note(client, w->start_ms, gw_hold_reason_name(why));
+	}
 	waiter_detach(r, w);
 	if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
 	switch (code) {
@@ -199,6 +208,13 @@ static void waiter_gone(gw_registry *r, gw_waiter *w)
 	gw_watch *wt = s ? s->w : NULL;
 
 	rlog_debug(w->rid, "client left state=%d", (int)w->state);
+	gw_hold_observe(&r->st.hold, GW_HOLD_DISCONNECT, cm_mono_ms() - w->start_ms);
+	if (cm_log_access_enabled()) {
+		char client[48];
+		gw_http_format_addr(w->client_addr, client, sizeof client);
+		gw_http_access_note(client, w->start_ms, "disconnect");
+		gw_http_access_log(w->req, w->rid, 0, 0);
+	}
 	waiter_detach(r, w);
 	r->st.disconnects++;
 	free(w);
@@ -534,7 +550,13 @@ static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
 		return;
 	}
 	gw_user *u = s->user; /* the user's entry lives as long as it has a sub: the held count lives there */
-	gw_counter *cl = counter_get(&r->clients, w->client_addr, true);
+	/* The per-client cap counts an IPv6 client by its prefix; w->client_addr keeps the whole address
+	 * for the logs. The counter is remembered on the waiter, so a reload of the prefix during the hold
+	 * releases the counter it took. */
+	uint8_t cap_key[16];
+	memcpy(cap_key, w->client_addr, sizeof cap_key);
+	conf_client_key_prefix(cap_key, (int)c->client_ipv6_prefix);
+	gw_counter *cl = counter_get(&r->clients, cap_key, true);
 	if (cl == NULL || u->held >= (uint64_t)c->max_waiters_per_principal ||
 	    cl->n >= (uint64_t)c->max_waiters_per_client) {
 		counter_drop_unused(&r->clients, cl);

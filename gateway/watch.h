@@ -29,6 +29,7 @@
 
 #include "auth/cache.h"
 #include "gateway/config.h"
+#include "gateway/hold.h"
 #include "gateway/http.h"
 
 struct evhttp_request;
@@ -68,6 +69,7 @@ typedef struct gw_waiter {
 	int64_t wait_ms;
 	int64_t hold_until_ms; /* monotonic deadline of the hold once held (cm_mono_ms), else 0 */
 	uint8_t client_addr[16]; /* resolved client address (IPv4 mapped) for the per-client cap */
+	int64_t start_ms;        /* cm_mono_ms() when the request arrived: hold durations, access log */
 	char rid[40];
 	uint8_t token_hash[32];
 	int64_t jwt_user;   /* > 0: the credential is a verified JWT for this user (token_hash is its cache key) */
@@ -102,6 +104,7 @@ typedef struct gw_reg_stats {
 	uint64_t wake_hist[10];
 	double wake_sum_ms;
 	uint64_t wake_count;
+	gw_hold_hist hold; /* how long waiters were held, by why they ended */
 } gw_reg_stats;
 
 /* Create the registry. `cfg` and `pool` are borrowed and must outlive it (gw_reg_set_conf swaps cfg). */

@@ -13,7 +13,8 @@
 # otherwise it prints the exact command to run and exits 1. postgresql-15 may create and start a default
 # system cluster on 5432 when installed: harmless, pollgate's own clusters use their own ports. Likewise
 # nginx (default site on port 80) and haproxy: tests/integration/test_proxy.py runs its own masters from
-# conf/nginx.conf and conf/haproxy.cfg on free ports.
+# conf/nginx.conf and conf/haproxy.cfg on free ports. prometheus is installed for promtool only; its
+# service may start on :9090 and is not used.
 set -euo pipefail
 
 BUILD=(build-essential pkg-config libevent-dev libpq-dev libjansson-dev libssl-dev)
@@ -27,6 +28,7 @@ TEST=(
 	chromium
 	mandoc
 	php-cli
+	prometheus # promtool: tests/integration/test_metrics.py checks /metrics and conf/prometheus/ with it
 )
 command -v node >/dev/null 2>&1 || TEST+=(nodejs npm) # the browser suite's driver (tests/browser); a node already there is kept
 PACKAGE=(debhelper dpkg-dev fakeroot lintian adduser)

@@ -317,7 +317,7 @@ def test_silently_dropped_listen_link_is_detected_by_the_heartbeat(gateway, worl
         assert r.json()["run"]["summary_counts"] == want
     assert "heartbeat timed out" in gw.log()
     wanted = ("pollgate_listen_up", "pollgate_listen_reconnects_total", "pollgate_wakes_total", "pollgate_waiters_held",
-              "pollgate_db_connections", "pollgate_read_errors_total", "pollgate_notification_queue_usage",
+              "pollgate_db_connections", "pollgate_read_errors_total", "pollgate_notification_queue_usage_ratio",
               "pollgate_answers_total", "pollgate_listen_notifications_total")
     print("\n".join(l for l in gw.metrics().text.splitlines() if l.startswith(wanted)))
     m1 = gw.metrics()
@@ -352,7 +352,7 @@ def flood(conn, first, n, batch=250):
 def test_notification_queue_drains_after_the_gateway_was_frozen(gateway, world, db, pg, notes):
     make_run(db, 1, 7, id=42, status="running", started_at=OLD)
     gw = gateway(db_heartbeat="1s", log_level="info")
-    wait_for(lambda: "pollgate_notification_queue_usage" in gw.metrics(), timeout=10, what="the queue gauge")
+    wait_for(lambda: "pollgate_notification_queue_usage_ratio" in gw.metrics(), timeout=10, what="the queue gauge")
     etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
     mg = ManyGets([(gw.url + "/v1/runs/42?wait=50", {"Authorization": "Bearer tok-alice", "If-None-Match": etag})],
                   timeout=70).start()
@@ -391,8 +391,8 @@ def test_notification_queue_drains_after_the_gateway_was_frozen(gateway, world, 
     drained = time.monotonic() - t_cont
     final = queue_usage(db)
     # The gateway's own gauge (its heartbeat's reading) follows.
-    wait_for(lambda: gw.metrics().value("pollgate_notification_queue_usage") < 1e-4, timeout=15,
-             what="pollgate_notification_queue_usage back near zero")
+    wait_for(lambda: gw.metrics().value("pollgate_notification_queue_usage_ratio") < 1e-4, timeout=15,
+             what="pollgate_notification_queue_usage_ratio back near zero")
     assert gw.running
     msg = (f"queue: {n} x 7.9 kB NOTIFY with the gateway frozen {max(frozen, 2.0):.1f}s: usage {base:.6f} -> "
            f"{peak:.6f}; after SIGCONT the held waiter behind the flood woke in {woke:.2f}s"

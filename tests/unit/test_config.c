@@ -297,10 +297,10 @@ static const struct err_case err_cases[] = {
 	{"empty quoted value", "auth_cookie = \"\"\n", 1, "auth_cookie needs a value", false},
 	{"bad integer", "db_pool_size = two\n", 1, "invalid integer 'two' for db_pool_size: use a whole number", false},
 	{"integer with unit", "max_waiters = 10k\n", 1, "invalid integer '10k' for max_waiters: use a whole number", false},
-	{"integer out of bounds", "db_pool_size = 65\n", 1, "db_pool_size must be between 1 and 64", false},
-	{"duration out of bounds", "max_wait = 2h\n", 1, "max_wait must be between 1s and 1h", false},
-	{"duration below bounds", "db_reconnect_min = 5ms\n", 1, "db_reconnect_min must be between 10ms and 1m", false},
-	{"size out of bounds", "max_header_size = 2MiB\n", 1, "max_header_size must be between 1KiB and 1MiB", false},
+	{"integer out of bounds", "db_pool_size = 65\n", 1, "db_pool_size must be between 1 and 64 (got 65)", false},
+	{"duration out of bounds", "max_wait = 2h\n", 1, "max_wait must be between 1s and 1h (got 2h)", false},
+	{"duration below bounds", "db_reconnect_min = 5ms\n", 1, "db_reconnect_min must be between 10ms and 1m (got 5ms)", false},
+	{"size out of bounds", "max_header_size = 2MiB\n", 1, "max_header_size must be between 1KiB and 1MiB (got 2MiB)", false},
 	{"bad size unit", "max_header_size = 8KB\n", 1,
 	 "invalid size '8KB' for max_header_size: use a number with B, KiB or MiB", false},
 	{"bad log level", "log_level = verbose\n", 1, "invalid log_level 'verbose': use error, warn, info or debug", false},
@@ -357,7 +357,7 @@ static const struct err_case err_cases[] = {
 	 "db_reconnect_min (250ms) must not be longer than db_reconnect_max (100ms)", false},
 	{"bad hint source", "hint_source = wal\n", 1, "invalid hint_source 'wal': use notify or logical", false},
 	{"empty hint source", "hint_source =\n", 1, "hint_source needs a value", false},
-	{"heartbeat below bounds", "db_heartbeat = 50ms\n", 1, "db_heartbeat must be between 100ms and 5m", false},
+	{"heartbeat below bounds", "db_heartbeat = 50ms\n", 1, "db_heartbeat must be between 100ms and 5m (got 50ms)", false},
 	{"cross: max_wait too close to proxy_timeout", "proxy_timeout = 59s\n", 1,
 	 "max_wait (55s) must be at least 5s below proxy_timeout (59s)", true},
 	{"cors: wildcard with credentials", "cors_origins = *\n", 1,
@@ -406,7 +406,7 @@ static void test_errors_are_all_collected_line_errors_first_then_cross_field(voi
 	                           "default_wait = 1m\n"
 	                           "log_level = debug\n";
 	static const char want[] = "t:2: unknown key 'max_wiat' (did you mean 'max_wait'?)\n"
-	                           "t:4: db_pool_size must be between 1 and 64\n"
+	                           "t:4: db_pool_size must be between 1 and 64 (got 0)\n"
 	                           "t:6: duplicate key 'listen' (first set on line 3)\n"
 	                           "t:7: invalid log_level 'loud': use error, warn, info or debug\n"
 	                           "t:8: invalid CIDR '300.1.1.1/8' in metrics_allow (element 2)\n"
@@ -583,6 +583,40 @@ static void test_value_too_long_to_write_back_is_an_error(void **state)
 	free(dump);
 	free(errs);
 	free(text);
+}
+
+/* --print-config never shows the database password, in either connection-string form. */
+static void test_print_config_redacts_the_database_password(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{"postgresql://gw:s3cret@db.example:5432/app", "postgresql://gw:REDACTED@db.example:5432/app"},
+		{"postgres://gw:s3cr@t@db/app?sslmode=require", "postgres://gw:REDACTED@db/app?sslmode=require"},
+		{"postgresql://gw@db/app?password=s3cret&sslmode=require",
+		 "postgresql://gw@db/app?password=REDACTED&sslmode=require"},
+		{"postgresql://db/app", "postgresql://db/app"},
+		{"host=db user=gw password=s3cret dbname=app", "host=db user=gw password=REDACTED dbname=app"},
+		{"host=db password = s3cret dbname=app", "host=db password = REDACTED dbname=app"},
+		{"host=db password='s3 c\\'ret' dbname=app", "host=db password=REDACTED dbname=app"},
+		{"password=s3cret", "password=REDACTED"},
+		{"", ""},
+	};
+	char out[256];
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		conf_redact_conninfo(cases[i].in, out, sizeof out);
+		if (strcmp(out, cases[i].want) != 0) fail_msg("redact(%s) = '%s', want '%s'", cases[i].in, out, cases[i].want);
+	}
+	conf *c = load_ok("database = \"host=db user=gw password='s3 cret' dbname=app\"\n");
+	char *all = dump(c);
+	assert_null(strstr(all, "s3"));
+	assert_non_null(strstr(all, "database = host=db user=gw password=REDACTED dbname=app\n"));
+	free(all);
+	conf_free(c);
+	c = load_ok("database = postgresql://gw:s3cret@db/app\n");
+	assert_dumped(c, "database", "postgresql://gw:REDACTED@db/app");
+	conf_free(c);
 }
 
 static void test_line_longer_than_4096_bytes_is_an_error(void **state)
@@ -770,7 +804,7 @@ static void test_durations_need_digits_and_a_unit(void **state)
 		{"terminal_linger", "s", 0, "invalid duration 's' for terminal_linger", NULL},
 		{"terminal_linger", "99999999999999999999s", 0, "invalid duration '99999999999999999999s' for terminal_linger", NULL},
 		{"terminal_linger", "9223372036854775807h", 0, "invalid duration '9223372036854775807h' for terminal_linger", NULL},
-		{"terminal_linger", "25h", 0, "terminal_linger must be between 0s and 24h", NULL},
+		{"terminal_linger", "25h", 0, "terminal_linger must be between 0s and 24h (got 25h)", NULL},
 	};
 	(void)state;
 	run_value_cases(cases, sizeof cases / sizeof cases[0]);
@@ -794,9 +828,9 @@ static void test_sizes_take_bytes_kib_or_mib(void **state)
 		{"max_header_size", "1.5K", 0, "invalid size '1.5K' for max_header_size", NULL},
 		{"max_header_size", "KiB", 0, "invalid size 'KiB' for max_header_size", NULL},
 		{"max_header_size", "1GiB", 0, "invalid size '1GiB' for max_header_size", NULL},
-		{"max_header_size", "1023", 0, "max_header_size must be between 1KiB and 1MiB", NULL},
-		{"max_header_size", "1025K", 0, "max_header_size must be between 1KiB and 1MiB", NULL},
-		{"max_header_size", "99999999999999999999M", 0, "max_header_size must be between 1KiB and 1MiB", NULL},
+		{"max_header_size", "1023", 0, "max_header_size must be between 1KiB and 1MiB (got 1023)", NULL},
+		{"max_header_size", "1025K", 0, "max_header_size must be between 1KiB and 1MiB (got 1025K)", NULL},
+		{"max_header_size", "99999999999999999999M", 0, "max_header_size must be between 1KiB and 1MiB (got 99999999999999999999M)", NULL},
 	};
 	(void)state;
 	run_value_cases(cases, sizeof cases / sizeof cases[0]);
@@ -807,32 +841,32 @@ static void test_bounds_are_inclusive(void **state)
 	static const struct value_case cases[] = {
 		{"db_pool_size", "1", 1, NULL, NULL},
 		{"db_pool_size", "64", 64, NULL, NULL},
-		{"db_pool_size", "0", 0, "db_pool_size must be between 1 and 64", NULL},
-		{"db_pool_size", "-5", 0, "db_pool_size must be between 1 and 64", NULL},
-		{"db_pool_size", "99999999999999999999999", 0, "db_pool_size must be between 1 and 64", NULL},
-		{"db_pool_size", "-99999999999999999999999", 0, "db_pool_size must be between 1 and 64", NULL},
+		{"db_pool_size", "0", 0, "db_pool_size must be between 1 and 64 (got 0)", NULL},
+		{"db_pool_size", "-5", 0, "db_pool_size must be between 1 and 64 (got -5)", NULL},
+		{"db_pool_size", "99999999999999999999999", 0, "db_pool_size must be between 1 and 64 (got 99999999999999999999999)", NULL},
+		{"db_pool_size", "-99999999999999999999999", 0, "db_pool_size must be between 1 and 64 (got -99999999999999999999999)", NULL},
 		{"db_pool_size", "+5", 0, "invalid integer '+5' for db_pool_size: use a whole number", NULL},
 		{"db_pool_size", "5 5", 0, "invalid integer '5 5' for db_pool_size", NULL},
 		{"db_pool_size", "0x10", 0, "invalid integer '0x10' for db_pool_size", NULL},
 		{"max_waiters", "10000000", 10000000, NULL, NULL},
-		{"max_waiters", "10000001", 0, "max_waiters must be between 1 and 10000000", NULL},
-		{"reread_batch_max", "0", 0, "reread_batch_max must be between 1 and 100000", NULL},
+		{"max_waiters", "10000001", 0, "max_waiters must be between 1 and 10000000 (got 10000001)", NULL},
+		{"reread_batch_max", "0", 0, "reread_batch_max must be between 1 and 100000 (got 0)", NULL},
 		{"max_wait", "1s", 1000, NULL, "default_wait = 0s\n"},
 		{"max_wait", "1000ms", 1000, NULL, "default_wait = 0s\n"},
-		{"max_wait", "999ms", 0, "max_wait must be between 1s and 1h", "default_wait = 0s\n"},
+		{"max_wait", "999ms", 0, "max_wait must be between 1s and 1h (got 999ms)", "default_wait = 0s\n"},
 		{"max_wait", "60m", 3600000, NULL, NULL},
-		{"max_wait", "3600001ms", 0, "max_wait must be between 1s and 1h", NULL},
+		{"max_wait", "3600001ms", 0, "max_wait must be between 1s and 1h (got 3600001ms)", NULL},
 		{"retry_after", "1s", 1, NULL, NULL},
 		{"retry_after", "1h", 3600, NULL, NULL},
 		{"retry_after", "1001ms", 2, NULL, NULL},
-		{"retry_after", "999ms", 0, "retry_after must be between 1s and 1h", NULL},
+		{"retry_after", "999ms", 0, "retry_after must be between 1s and 1h (got 999ms)", NULL},
 		{"drain_timeout", "0s", 0, NULL, NULL},
 		{"drain_timeout", "10m", 600000, NULL, NULL},
-		{"drain_timeout", "11m", 0, "drain_timeout must be between 0s and 10m", NULL},
+		{"drain_timeout", "11m", 0, "drain_timeout must be between 0s and 10m (got 11m)", NULL},
 		{"db_connect_timeout", "100ms", 100, NULL, NULL},
-		{"db_connect_timeout", "99ms", 0, "db_connect_timeout must be between 100ms and 5m", NULL},
+		{"db_connect_timeout", "99ms", 0, "db_connect_timeout must be between 100ms and 5m (got 99ms)", NULL},
 		{"pack_poll_interval", "1h", 3600000, NULL, NULL},
-		{"pack_poll_interval", "0s", 0, "pack_poll_interval must be between 100ms and 1h", NULL},
+		{"pack_poll_interval", "0s", 0, "pack_poll_interval must be between 100ms and 1h (got 0s)", NULL},
 	};
 	(void)state;
 	run_value_cases(cases, sizeof cases / sizeof cases[0]);
@@ -1226,6 +1260,7 @@ int main(void)
 		cmocka_unit_test(test_keep_static_reports_changed_restart_keys_and_keeps_the_old_values),
 		cmocka_unit_test(test_keep_static_same_address_written_differently_is_not_a_change),
 		cmocka_unit_test(test_random_input_never_crashes_or_leaks),
+		cmocka_unit_test(test_print_config_redacts_the_database_password),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

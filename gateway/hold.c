@@ -1,0 +1,45 @@
+/*
+ * gateway/hold.c — see hold.h.
+ */
+#include "gateway/hold.h"
+
+static const char *const names[GW_HOLD_NREASONS] = {
+	"changed", "terminal", "unchanged", "timeout", "denied", "revoked",
+	"unauthorized", "drain", "cap", "error", "disconnect",
+};
+
+/* Holds end from milliseconds (a wake) to max_wait (55 s by default, at most 1 h). */
+const double gw_hold_bounds[GW_HOLD_BUCKETS - 1] = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 25, 30, 60, 300};
+const char *const gw_hold_bound_text[GW_HOLD_BUCKETS] = {"0.01", "0.05", "0.1", "0.5", "1",   "5",
+                                                          "10",   "25",   "30",  "60",  "300", "+Inf"};
+
+const char *gw_hold_reason_name(gw_hold_reason r)
+{
+	return (r >= 0 && r < GW_HOLD_NREASONS) ? names[r] : "error";
+}
+
+gw_hold_reason gw_hold_classify(int code, bool held, bool draining, bool terminal, bool at_cap)
+{
+	if (code == 0) return GW_HOLD_DISCONNECT;
+	if (draining) return GW_HOLD_DRAIN;
+	switch (code) {
+	case 200: return terminal ? GW_HOLD_TERMINAL : GW_HOLD_CHANGED;
+	case 304: return held ? GW_HOLD_TIMEOUT : terminal ? GW_HOLD_TERMINAL : GW_HOLD_UNCHANGED;
+	case 404: return GW_HOLD_DENIED;
+	case 401: return held ? GW_HOLD_REVOKED : GW_HOLD_UNAUTHORIZED;
+	case 429: return GW_HOLD_CAP;
+	case 503: return at_cap ? GW_HOLD_CAP : GW_HOLD_ERROR;
+	default: return GW_HOLD_ERROR;
+	}
+}
+
+void gw_hold_observe(gw_hold_hist *h, gw_hold_reason r, int64_t ms)
+{
+	double s = ms > 0 ? (double)ms / 1000.0 : 0.0;
+	int i = 0;
+	if (r < 0 || r >= GW_HOLD_NREASONS) r = GW_HOLD_ERROR;
+	while (i < GW_HOLD_BUCKETS - 1 && s > gw_hold_bounds[i]) i++;
+	h->bucket[r][i]++;
+	h->sum_s[r] += s;
+	h->count[r]++;
+}
