@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 
 #include "db/listen.h"
+#include "db/logical.h"
 #include "db/pool.h"
 #include "gateway/config.h"
 #include "gateway/hold.h"
@@ -255,6 +256,36 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 		}
 		P("pollgate_hold_duration_seconds_sum{reason=\"%s\"} %.6f\n", why, st->hold.sum_s[r]);
 		P("pollgate_hold_duration_seconds_count{reason=\"%s\"} %" PRIu64 "\n", why, st->hold.count[r]);
+	}
+	return 0;
+}
+
+int gw_metrics_render_logical(struct evbuffer *out, const struct db_logical *logical)
+{
+	db_logical_stats st;
+	if (logical == NULL) return 0;
+	db_logical_get_stats(logical, &st);
+	if (head(out, "pollgate_logical_up", "gauge", "1 while the logical replication stream (hint_source = logical) is up.")) return -1;
+	P("pollgate_logical_up %d\n", db_logical_is_up(logical) ? 1 : 0);
+	if (head(out, "pollgate_logical_lag_bytes", "gauge",
+	         "Server WAL end (as last reported) minus the position pollgate has handed over and confirmed.")) return -1;
+	P("pollgate_logical_lag_bytes %" PRIu64 "\n", st.lag_bytes);
+	if (head(out, "pollgate_logical_messages_total", "counter", "Replication messages received (data and keepalives).")) return -1;
+	P("pollgate_logical_messages_total %" PRIu64 "\n", st.messages);
+	if (head(out, "pollgate_logical_transactions_total", "counter", "Committed transactions decoded.")) return -1;
+	P("pollgate_logical_transactions_total %" PRIu64 "\n", st.transactions);
+	if (head(out, "pollgate_logical_hints_total", "counter", "Hints handed over, one per resource per transaction.")) return -1;
+	P("pollgate_logical_hints_total %" PRIu64 "\n", st.hints);
+	if (head(out, "pollgate_logical_resyncs_total", "counter",
+	         "Full re-reads asked by the stream (TRUNCATE, an oversized transaction, an unknown old key).")) return -1;
+	P("pollgate_logical_resyncs_total %" PRIu64 "\n", st.resyncs);
+	if (head(out, "pollgate_logical_reconnects_total", "counter", "Replication sessions re-established.")) return -1;
+	P("pollgate_logical_reconnects_total %" PRIu64 "\n", st.reconnects);
+	if (head(out, "pollgate_logical_mapped_tables", "gauge", "Tables in pollgate_hint_map by kind at the last (re)connect (NaN before).")) return -1;
+	for (int k = 0; k < DB_HINT_KINDS; k++) {
+		int n = db_logical_mapped(logical, k);
+		if (n >= 0) P("pollgate_logical_mapped_tables{kind=\"%s\"} %d\n", db_hint_kind_name(k), n);
+		else P("pollgate_logical_mapped_tables{kind=\"%s\"} NaN\n", db_hint_kind_name(k));
 	}
 	return 0;
 }

@@ -18,6 +18,7 @@ struct evbuffer;
 struct gw_registry;
 struct db_pool;
 struct db_listen;
+struct db_logical;
 struct conf;
 
 /* What the HTTP front counts itself (answers it gave without the registry). */
@@ -33,5 +34,9 @@ typedef struct gw_metrics_front {
 int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const struct gw_registry *reg,
                       const struct db_pool *pool, const struct db_listen *listen, const struct conf *cfg)
 	__attribute__((warn_unused_result));
+
+/* Append the series of the logical-decoding hint source (hint_source = logical); nothing when NULL.
+ * Returns 0 or -1 (out of memory). */
+int gw_metrics_render_logical(struct evbuffer *out, const struct db_logical *logical) __attribute__((warn_unused_result));
 
 #endif

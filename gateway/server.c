@@ -35,6 +35,7 @@
 #include "common/hmap.h"
 #include "common/log.h"
 #include "db/listen.h"
+#include "db/logical.h"
 #include "db/pool.h"
 #include "gateway/http.h"
 #include "gateway/metrics.h"
@@ -55,6 +56,7 @@ struct gw_server {
 	gw_registry *reg;
 	struct db_pool *pool;
 	struct db_listen *listen;
+	struct db_logical *logical; /* borrowed; set with hint_source = logical, then `listen` is NULL */
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
 	bool draining;
@@ -298,13 +300,15 @@ static void reply_error(gw_server *s, struct evhttp_request *req, gw_route route
 
 static bool ready(const gw_server *s)
 {
-	return db_pool_connected(s->pool) > 0 && db_listen_is_up(s->listen);
+	bool hints_up = s->logical ? db_logical_is_up(s->logical) : db_listen_is_up(s->listen);
+	return db_pool_connected(s->pool) > 0 && hints_up;
 }
 
 static void serve_metrics(gw_server *s, struct evhttp_request *req, const char *rid)
 {
 	struct evbuffer *buf = evbuffer_new();
-	if (buf == NULL || gw_metrics_render(buf, &s->front, s->reg, s->pool, s->listen, s->cfg) != 0) {
+	if (buf == NULL || gw_metrics_render(buf, &s->front, s->reg, s->pool, s->listen, s->cfg) != 0 ||
+	    gw_metrics_render_logical(buf, s->logical) != 0) {
 		if (buf) evbuffer_free(buf);
 		reply_error(s, req, GW_ROUTE_METRICS, rid, GW_ERR_UNAVAILABLE, NULL, 0);
 		return;
@@ -533,6 +537,11 @@ static void apply_limits(gw_server *s)
 	evhttp_set_max_headers_size(s->http, (ev_ssize_t)c->max_header_size);
 	evhttp_set_max_body_size(s->http, 64 * 1024);
 	gw_http_set_cors(c->cors_origins, c->cors_max_age_ms / 1000);
+}
+
+void gw_server_set_logical(gw_server *s, struct db_logical *logical)
+{
+	s->logical = logical;
 }
 
 gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *reg, struct db_pool *pool,

@@ -17,6 +17,7 @@
 struct event_base;
 struct db_pool;
 struct db_listen;
+struct db_logical;
 
 typedef struct gw_server gw_server;
 
@@ -24,6 +25,10 @@ typedef struct gw_server gw_server;
 gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *reg, struct db_pool *pool,
                          struct db_listen *listen) __attribute__((warn_unused_result));
 void gw_server_free(gw_server *s); /* closes every connection; NULL is a no-op */
+
+/* hint_source = logical: readiness follows this session (borrowed) instead of the LISTEN session, and
+ * /metrics shows its figures. */
+void gw_server_set_logical(gw_server *s, struct db_logical *logical);
 
 /* Bind the configured listen address. Returns 0, or -1 (logged, with the reason). */
 int gw_server_bind(gw_server *s) __attribute__((warn_unused_result));
