@@ -129,12 +129,13 @@ bench: pollgate build/write_floor
 	/usr/bin/python3 bench/longpoll_bench.py $(BENCH_ARGS)
 
 # make bench-triggers: pgbench updating one random operation_runs row per transaction at 1, 8 and 32 clients,
-# with the hint triggers and without, on a throwaway cluster with default durability (bench/triggers_bench.py).
+# with the hint triggers (notify), with hint_source = logical (a ./pollgate streaming the changes, no trigger)
+# and with neither (none), on a throwaway cluster with default durability (bench/triggers_bench.py).
 # BENCH_TRIGGERS_SECONDS (default 10 per point), BENCH_TRIGGERS_CLIENTS, BENCH_TRIGGERS_SOURCES,
 # BENCH_TRIGGERS_SYNC (on|off: synchronous_commit of the writers) tune it.
 # Writes build/bench-triggers.json.
 .PHONY: bench-triggers
-bench-triggers: deps
+bench-triggers: deps pollgate
 	/usr/bin/python3 bench/triggers_bench.py $(BENCH_TRIGGERS_ARGS)
 
 build/write_floor: bench/write_floor.c
