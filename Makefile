@@ -8,6 +8,7 @@
 #                         (HTTP_PORT=, WEB_PORT=, PG_PORT= to move it; installs only what running needs)
 #   make test-browser     web/pollgate.js and the demo page in the system Chromium (also the last step of make test)
 #   make bench-triggers   what the hint triggers cost the application's writes (pgbench; build/bench-triggers.json)
+#   make bench-hints      wake latency, hint_source = logical against notify in one run (build/bench-hints.json)
 #   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
 #   make install [PREFIX=/usr/local] [sysconfdir=/etc] [DESTDIR=]   the binary, config, SQL, client, man, unit
 #   make uninstall        the same files (a config that was edited stays)
@@ -137,6 +138,13 @@ bench: pollgate build/write_floor
 .PHONY: bench-triggers
 bench-triggers: deps pollgate
 	/usr/bin/python3 bench/triggers_bench.py $(BENCH_TRIGGERS_ARGS)
+
+# make bench-hints: wake latency of hint_source = logical against notify, two gateways on one throwaway
+# cluster at once, the same commits (bench/hint_latency.py). BENCH_HINTS_ARGS passes options.
+# Writes build/bench-hints.json.
+.PHONY: bench-hints
+bench-hints: deps pollgate
+	/usr/bin/python3 bench/hint_latency.py $(BENCH_HINTS_ARGS)
 
 build/write_floor: bench/write_floor.c
 	@mkdir -p build

@@ -56,6 +56,18 @@ static const char SQL_CHECK[] =
 static const char SQL_MAP[] =
 	"SELECT m.relid::oid, m.kind, coalesce(m.key_column::text, '') FROM pollgate_hint_map m";
 
+/* Is every transaction in $1 (32-bit xids of commits the stream has sent) visible to a snapshot taken
+ * now? The stream may hand over a commit as soon as its WAL is flushed, a moment before the committing
+ * session makes it visible to others; a re-read in that moment would miss the change and the hint would be
+ * spent. Visible = it precedes the snapshot's xmax (modulo 2^32) and is not in its in-progress list. A
+ * snapshot taken later (the re-read's) sees at least as much. */
+static const char SQL_VISIBLE[] =
+	"SELECT coalesce(bool_and(((u.x - e.xmax32 + 4294967296) % 4294967296) >= 2147483648"
+	" AND u.x <> ALL (e.xip32)), true)"
+	" FROM (SELECT pg_snapshot_xmax(s)::text::bigint % 4294967296 AS xmax32,"
+	" ARRAY(SELECT x::text::bigint % 4294967296 FROM pg_snapshot_xip(s) AS x) AS xip32"
+	" FROM pg_current_snapshot() AS s) e, unnest($1::bigint[]) AS u(x)";
+
 enum lg_state {
 	LG_DOWN,        /* no connection; the timer is the backoff delay */
 	LG_PRECONNECT,  /* the ordinary connection: PQconnectPoll; the timer is the handshake deadline */
@@ -94,6 +106,15 @@ typedef struct lg_hint {
 	int64_t key; /* -1 = everyone */
 } lg_hint;
 
+/* Hints of committed transactions waiting to be handed over, and those transactions' xids. */
+typedef struct lg_bucket {
+	lg_hint *h; /* owned */
+	int n, cap;
+	uint32_t *xid; /* owned */
+	int nx, capx;
+	bool resync, access_all;
+} lg_bucket;
+
 struct db_logical {
 	struct event_base *base; /* borrowed */
 	char *conninfo, *application_name, *publication; /* owned */
@@ -116,6 +137,7 @@ struct db_logical {
 	bool ever_up;
 	char fatal_why[512];
 	char slot[IDENT_MAX + 1];
+	unsigned sessions; /* slots made so far, part of the next name */
 	char *start_sql; /* owned: START_REPLICATION for the current slot */
 	uint64_t rng;
 
@@ -125,11 +147,21 @@ struct db_logical {
 	lg_rel *rels; /* owned */
 	int n_rels, cap_rels;
 
+	/* The ordinary connection of the checks stays open while streaming: before a commit's hints are
+	 * handed over it asks whether a new snapshot sees that transaction (see SQL_VISIBLE). */
+	PGconn *aux; /* owned */
+	db_conn_io aux_io;
+	PGresult *aux_res; /* owned: first result of the check in flight */
+	bool aux_busy, aux_flushing;
+	int64_t aux_sent_ms;
+	char *check_name; /* owned: application_name + "-check" */
+	lg_bucket pend; /* commits received since the check in flight was sent */
+	lg_bucket chk;  /* commits the check in flight is about */
+
 	/* the stream */
+	uint32_t tx_xid;
 	bool in_tx;
-	lg_hint *hints; /* owned */
-	int n_hints, cap_hints;
-	bool tx_resync, tx_access_all;
+	lg_bucket tx; /* the transaction being decoded (its xid unused) */
 	uint64_t server_end; /* WAL end the server last reported */
 	uint64_t flushed;    /* what we confirm */
 	int64_t last_status_ms;
@@ -190,6 +222,73 @@ static void rels_clear(db_logical *l)
 	l->n_rels = 0;
 }
 
+static void bucket_clear(lg_bucket *b)
+{
+	b->n = b->nx = 0;
+	b->resync = b->access_all = false;
+}
+
+static void bucket_free(lg_bucket *b)
+{
+	free(b->h);
+	free(b->xid);
+	memset(b, 0, sizeof *b);
+}
+
+/* One hint (key -1 = everyone). Past TX_HINTS_MAX, or without memory, the bucket falls back to "every
+ * user" / "re-read everything": coarser, never lost. */
+static void bucket_add(lg_bucket *b, int kind, int64_t key)
+{
+	if (kind == DB_HINT_ACCESS && key < 0) {
+		b->access_all = true;
+		return;
+	}
+	if (b->n == b->cap) {
+		int cap = b->cap ? b->cap * 2 : 64;
+		lg_hint *h = b->n < TX_HINTS_MAX ? realloc(b->h, (size_t)cap * sizeof *h) : NULL;
+		if (h == NULL) {
+			if (kind == DB_HINT_ACCESS) b->access_all = true;
+			else b->resync = true;
+			return;
+		}
+		b->h = h;
+		b->cap = cap;
+	}
+	b->h[b->n].kind = kind;
+	b->h[b->n].key = key;
+	b->n++;
+}
+
+/* Move everything of `src` (and the xid, when given) into `dst`; `src` is left empty. */
+static void bucket_merge(lg_bucket *dst, lg_bucket *src, bool with_xid, uint32_t xid)
+{
+	for (int i = 0; i < src->n; i++) bucket_add(dst, src->h[i].kind, src->h[i].key);
+	dst->resync |= src->resync;
+	dst->access_all |= src->access_all;
+	for (int i = 0; i < src->nx; i++) {
+		if (dst->nx == dst->capx) {
+			int cap = dst->capx ? dst->capx * 2 : 16;
+			uint32_t *x = realloc(dst->xid, (size_t)cap * sizeof *x);
+			if (x == NULL) break; /* an unchecked commit: its hints go at the next check anyway */
+			dst->xid = x;
+			dst->capx = cap;
+		}
+		dst->xid[dst->nx++] = src->xid[i];
+	}
+	if (with_xid) {
+		if (dst->nx == dst->capx) {
+			int cap = dst->capx ? dst->capx * 2 : 16;
+			uint32_t *x = realloc(dst->xid, (size_t)cap * sizeof *x);
+			if (x != NULL) {
+				dst->xid = x;
+				dst->capx = cap;
+			}
+		}
+		if (dst->nx < dst->capx) dst->xid[dst->nx++] = xid;
+	}
+	bucket_clear(src);
+}
+
 /* Drop the connection and everything tied to it; the caller sets the next state. */
 static void lg_close(db_logical *l)
 {
@@ -201,8 +300,17 @@ static void lg_close(db_logical *l)
 	l->pg = NULL;
 	l->busy = l->flushing = false;
 	l->in_tx = false;
-	l->n_hints = 0;
-	l->tx_resync = l->tx_access_all = false;
+	bucket_clear(&l->tx);
+	bucket_clear(&l->pend);
+	bucket_clear(&l->chk);
+	if (l->aux) {
+		db_conn_io_disarm(&l->aux_io);
+		if (l->aux_res) PQclear(l->aux_res);
+		l->aux_res = NULL;
+		PQfinish(l->aux);
+		l->aux = NULL;
+	}
+	l->aux_busy = l->aux_flushing = false;
 	l->reply_asked = l->heard_since_ask = l->status_due = false;
 	rels_clear(l);
 }
@@ -278,7 +386,7 @@ static bool lg_start_conn(db_logical *l, bool replication, enum lg_state next)
 	char why[256];
 
 	l->pg = replication ? db_conn_start_replication(l->conninfo, l->application_name, &l->tag, why, sizeof why)
-	                    : db_conn_start(l->conninfo, l->application_name, &l->tag, why, sizeof why);
+	                    : db_conn_start(l->conninfo, l->check_name, &l->tag, why, sizeof why);
 	if (l->pg == NULL) {
 		lg_down(l, why);
 		return false;
@@ -418,30 +526,7 @@ static lg_rel *rel_find(db_logical *l, uint32_t relid)
 
 static void tx_add(db_logical *l, int kind, int64_t key)
 {
-	if (kind == DB_HINT_ACCESS && key < 0) {
-		l->tx_access_all = true;
-		return;
-	}
-	if (l->n_hints >= TX_HINTS_MAX) {
-		if (kind == DB_HINT_ACCESS) l->tx_access_all = true;
-		else l->tx_resync = true;
-		return;
-	}
-	if (l->n_hints == l->cap_hints) {
-		int cap = l->cap_hints ? l->cap_hints * 2 : 64;
-		lg_hint *h = realloc(l->hints, (size_t)cap * sizeof *h);
-		if (h == NULL) {
-			/* No room to remember which: re-read everything instead. */
-			if (kind == DB_HINT_ACCESS) l->tx_access_all = true;
-			else l->tx_resync = true;
-			return;
-		}
-		l->hints = h;
-		l->cap_hints = cap;
-	}
-	l->hints[l->n_hints].kind = kind;
-	l->hints[l->n_hints].key = key;
-	l->n_hints++;
+	bucket_add(&l->tx, kind, key);
 }
 
 /* A key value as a hint: a positive decimal id, like a NOTIFY payload. */
@@ -482,11 +567,11 @@ static void on_change(db_logical *l, lg_rel *rel, rd *old, rd *new, bool is_dele
 			rd_tuple(&c, t->col, &cv);
 			if (c.bad) return;
 			if (t->old_known) tx_add_value(l, t, &cv);
-			else if (is_delete && t->kind == DB_HINT_ACCESS) l->tx_access_all = true;
-			else if (is_delete) l->tx_resync = true;
+			else if (is_delete && t->kind == DB_HINT_ACCESS) l->tx.access_all = true;
+			else if (is_delete) l->tx.resync = true;
 		} else if (is_delete && !t->old_known) {
-			if (t->kind == DB_HINT_ACCESS) l->tx_access_all = true;
-			else l->tx_resync = true;
+			if (t->kind == DB_HINT_ACCESS) l->tx.access_all = true;
+			else l->tx.resync = true;
 		}
 	}
 }
@@ -573,35 +658,44 @@ static int hint_cmp(const void *a, const void *b)
 	return x->key < y->key ? -1 : x->key > y->key;
 }
 
-static void tx_commit(db_logical *l)
+/* Hand over the hints of the commits a check found visible: deduplicated, then every user / a full
+ * re-read where a bucket fell back to those. */
+static void bucket_deliver(db_logical *l, lg_bucket *b)
 {
 	static const char *const channel[DB_HINT_KINDS] = {"pollgate_run", "pollgate_review_pack", "pollgate_access"};
 	char payload[24];
 
-	l->stats.transactions++;
-	if (l->n_hints > 1) qsort(l->hints, (size_t)l->n_hints, sizeof *l->hints, hint_cmp);
-	for (int i = 0; i < l->n_hints; i++) {
-		const lg_hint *h = &l->hints[i];
-		bool dup = false;
+	if (b->n > 1) qsort(b->h, (size_t)b->n, sizeof *b->h, hint_cmp);
+	for (int i = 0; i < b->n; i++) {
+		const lg_hint *h = &b->h[i];
 		/* The list is sorted: a duplicate is the one just before. */
-		if (i > 0 && l->hints[i - 1].kind == h->kind && l->hints[i - 1].key == h->key) dup = true;
-		if (dup) continue;
-		if (h->kind == DB_HINT_ACCESS && l->tx_access_all) continue;
-		if (h->kind != DB_HINT_ACCESS && l->tx_resync) continue;
+		if (i > 0 && b->h[i - 1].kind == h->kind && b->h[i - 1].key == h->key) continue;
+		if (h->kind == DB_HINT_ACCESS && b->access_all) continue;
+		if (h->kind != DB_HINT_ACCESS && b->resync) continue;
 		snprintf(payload, sizeof payload, "%lld", (long long)h->key);
 		l->stats.hints++;
 		if (l->on_notify) l->on_notify(l->arg, channel[h->kind], payload);
 	}
-	if (l->tx_access_all) {
+	if (b->access_all) {
 		l->stats.hints++;
 		if (l->on_notify) l->on_notify(l->arg, channel[DB_HINT_ACCESS], "*");
 	}
-	if (l->tx_resync) {
+	if (b->resync) {
 		l->stats.resyncs++;
 		if (l->on_resync) l->on_resync(l->arg);
 	}
-	l->n_hints = 0;
-	l->tx_resync = l->tx_access_all = false;
+	bucket_clear(b);
+}
+
+static bool check_send(db_logical *l);
+
+/* A commit: its hints wait for the visibility check (a transaction without one needs none). */
+static bool tx_commit(db_logical *l)
+{
+	l->stats.transactions++;
+	if (l->tx.n == 0 && !l->tx.resync && !l->tx.access_all) return true;
+	bucket_merge(&l->pend, &l->tx, true, l->tx_xid);
+	return l->aux_busy ? true : check_send(l);
 }
 
 static void on_truncate(db_logical *l, rd *r)
@@ -611,8 +705,8 @@ static void on_truncate(db_logical *l, rd *r)
 	for (uint32_t i = 0; i < n && !r->bad; i++) {
 		lg_rel *rel = rel_find(l, (uint32_t)rd_int(r, 4));
 		for (int j = 0; rel && j < rel->n; j++) {
-			if (rel->t[j].kind == DB_HINT_ACCESS) l->tx_access_all = true;
-			else l->tx_resync = true;
+			if (rel->t[j].kind == DB_HINT_ACCESS) l->tx.access_all = true;
+			else l->tx.resync = true;
 		}
 	}
 }
@@ -625,9 +719,11 @@ static bool on_pgoutput(db_logical *l, rd *r)
 
 	switch (type) {
 	case 'B': /* Begin: final LSN, commit time, xid */
+		(void)rd_int(r, 8); /* final LSN */
+		(void)rd_int(r, 8); /* commit time */
+		l->tx_xid = (uint32_t)rd_int(r, 4);
 		l->in_tx = true;
-		l->n_hints = 0;
-		l->tx_resync = l->tx_access_all = false;
+		bucket_clear(&l->tx);
 		break;
 	case 'C': { /* Commit: flags, commit LSN, end LSN, commit time */
 		(void)rd_int(r, 1);
@@ -637,7 +733,7 @@ static bool on_pgoutput(db_logical *l, rd *r)
 		l->in_tx = false;
 		if (end > l->flushed) l->flushed = end;
 		l->status_due = true;
-		tx_commit(l);
+		if (!tx_commit(l)) return true; /* gone down: the caller sees the state */
 		break;
 	}
 	case 'R':
@@ -697,6 +793,7 @@ static bool on_copy(db_logical *l, const char *buf, int len)
 			lg_down(l, "malformed logical replication message");
 			return false;
 		}
+		if (l->state != LG_UP) return false;
 	} else if (type == 'k') {
 		uint64_t end = rd_int(&r, 8);
 		(void)rd_int(&r, 8);
@@ -714,6 +811,115 @@ static bool on_copy(db_logical *l, const char *buf, int len)
 	}
 	if (l->status_due && mono_ms() - l->last_status_ms >= STATUS_MIN_MS) return lg_status(l, false);
 	return true;
+}
+
+/* ---- the visibility check on the ordinary connection ---- */
+
+static void aux_io_cb(evutil_socket_t fd, short what, void *arg);
+
+static bool aux_arm(db_logical *l)
+{
+	if (db_conn_io_arm(&l->aux_io, l->aux, EV_READ | (l->aux_flushing ? EV_WRITE : 0)) != 0) {
+		lg_down(l, "cannot watch the check connection's socket");
+		return false;
+	}
+	return true;
+}
+
+/* Send SQL_VISIBLE for every commit waiting (pend moves into chk). Returns false after going down. */
+static bool check_send(db_logical *l)
+{
+	char why[256];
+	char *arr = NULL;
+
+	if (l->aux_busy || l->aux == NULL || (l->pend.nx == 0 && l->chk.nx == 0)) return true;
+	bucket_merge(&l->chk, &l->pend, false, 0);
+	/* "{x,x,...}": at most 10 digits and a comma per xid */
+	size_t cap = (size_t)l->chk.nx * 11 + 3, n = 0;
+	arr = malloc(cap);
+	if (arr == NULL) {
+		lg_down(l, "out of memory");
+		return false;
+	}
+	arr[n++] = '{';
+	for (int i = 0; i < l->chk.nx; i++)
+		n += (size_t)snprintf(arr + n, cap - n, "%s%u", i ? "," : "", l->chk.xid[i]);
+	snprintf(arr + n, cap - n, "}");
+	const char *params[1] = {arr};
+	db_conn_io_disarm(&l->aux_io);
+	int ok = PQsendQueryParams(l->aux, SQL_VISIBLE, 1, NULL, params, NULL, NULL, 0);
+	free(arr);
+	if (!ok) goto err;
+	l->aux_busy = true;
+	l->aux_sent_ms = mono_ms();
+	int r = PQflush(l->aux);
+	if (r < 0) goto err;
+	l->aux_flushing = r == 1;
+	return aux_arm(l);
+
+err:
+	db_conn_error(why, sizeof why, l->aux, &l->tag);
+	lg_down(l, why);
+	return false;
+}
+
+/* SQL_VISIBLE answered. Every commit visible: hand their hints over. Not yet: ask again (the committing
+ * session is a moment from making it visible), with whatever arrived meanwhile. */
+static void check_done(db_logical *l, PGresult *res)
+{
+	char why[256];
+
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		db_conn_result_error(why, sizeof why, res);
+		if (res) PQclear(res);
+		lg_down(l, why);
+		return;
+	}
+	bool visible = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (visible) {
+		l->chk.nx = 0;
+		bucket_deliver(l, &l->chk);
+		if (l->state != LG_UP) return;
+	} else {
+		l->stats.visibility_waits++;
+	}
+	check_send(l);
+}
+
+static void aux_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	db_logical *l = arg;
+	char why[256];
+	(void)fd;
+
+	if (l->aux == NULL) return; /* stale */
+	if (l->aux_flushing) {
+		int r = PQflush(l->aux);
+		if (r < 0) goto broken;
+		l->aux_flushing = r == 1;
+	}
+	if ((what & EV_READ) && !PQconsumeInput(l->aux)) goto broken;
+	while (l->aux_busy && !PQisBusy(l->aux)) {
+		PGresult *r = PQgetResult(l->aux);
+		if (r != NULL) {
+			if (l->aux_res == NULL) l->aux_res = r;
+			else PQclear(r);
+			continue;
+		}
+		PGresult *first = l->aux_res;
+		l->aux_res = NULL;
+		l->aux_busy = false;
+		check_done(l, first);
+		if (l->aux == NULL || l->state != LG_UP) return;
+	}
+	if (PQstatus(l->aux) == CONNECTION_BAD) goto broken;
+	aux_arm(l);
+	return;
+
+broken:
+	db_conn_error(why, sizeof why, l->aux, &l->tag);
+	lg_down(l, why);
 }
 
 /* The periodic status update, which asks for a reply: the heartbeat, at most STATUS_MAX_MS. */
@@ -848,8 +1054,17 @@ static void lg_complete(db_logical *l, PGresult *res)
 			return;
 		}
 		PQclear(res);
-		lg_close(l);
-		if (!lg_start_conn(l, true, LG_CONNECTING)) return;
+		/* The ordinary connection stays, for the visibility checks; the replication one opens. */
+		db_conn_io_disarm(&l->io);
+		evtimer_del(l->timer);
+		l->aux = l->pg;
+		l->pg = NULL;
+		l->busy = l->flushing = false;
+		if (db_conn_io_arm(&l->aux_io, l->aux, EV_READ) != 0) { /* a FATAL while idle ends the session */
+			lg_down(l, "cannot watch the check connection's socket");
+			return;
+		}
+		lg_start_conn(l, true, LG_CONNECTING);
 		return;
 	case LG_SLOT:
 		if (st != PGRES_TUPLES_OK) {
@@ -888,8 +1103,13 @@ static bool lg_send_slot(db_logical *l)
 	static const char fmt[] = "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 (proto_version '1', publication_names '%s')";
 
 	/* A new name each time: the previous session's walsender may not have gone yet. */
-	snprintf(l->slot, sizeof l->slot, "pollgate_%ld_%08x", (long)getpid(),
-	         (unsigned)(db_conn_backoff_ms(&l->rng, 1, INT32_MAX, 0) & 0xffffffffu));
+	uint64_t x = l->rng; /* xorshift64: distinct names, nothing more */
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	l->rng = x;
+	snprintf(l->slot, sizeof l->slot, "pollgate_%ld_%u_%08x", (long)getpid(), ++l->sessions,
+	         (unsigned)(x >> 32));
 	size_t n = strlen(fmt) + strlen(l->slot) + strlen(l->publication) + 1;
 	free(l->start_sql);
 	l->start_sql = malloc(n);
@@ -1046,6 +1266,10 @@ static void lg_timer_cb(evutil_socket_t fd, short what, void *arg)
 			lg_down(l, "heartbeat timed out");
 			return;
 		}
+		if (l->aux_busy && mono_ms() - l->aux_sent_ms > l->heartbeat_ms) {
+			lg_down(l, "visibility check timed out");
+			return;
+		}
 		if (!lg_status(l, true)) return;
 		l->reply_asked = true;
 		l->heard_since_ask = false;
@@ -1094,7 +1318,15 @@ db_logical *db_logical_new(struct event_base *base, const db_logical_opts *opts)
 		l->application_name = strdup(opts->application_name);
 		if (l->application_name == NULL) goto err;
 	}
-	if (db_conn_io_init(&l->io, base, lg_io_cb, l) != 0) goto err;
+	{
+		const char *an = opts->application_name && opts->application_name[0] ? opts->application_name : "pollgate-logical";
+		size_t n = strlen(an) + sizeof "-check";
+		l->check_name = malloc(n);
+		if (l->check_name == NULL) goto err;
+		snprintf(l->check_name, n, "%s-check", an);
+	}
+	if (db_conn_io_init(&l->io, base, lg_io_cb, l) != 0 || db_conn_io_init(&l->aux_io, base, aux_io_cb, l) != 0)
+		goto err;
 	l->timer = evtimer_new(base, lg_timer_cb, l);
 	if (l->timer == NULL) goto err;
 	if (db_conn_timer_ms(l->timer, 0) != 0) goto err; /* connect from the loop */
@@ -1114,7 +1346,13 @@ void db_logical_free(db_logical *l)
 	if (l->pg) PQfinish(l->pg);
 	rels_clear(l);
 	free(l->rels);
-	free(l->hints);
+	bucket_free(&l->tx);
+	bucket_free(&l->pend);
+	bucket_free(&l->chk);
+	if (l->aux_res) PQclear(l->aux_res);
+	if (l->aux) PQfinish(l->aux);
+	db_conn_io_free(&l->aux_io);
+	free(l->check_name);
 	free(l->map);
 	free(l->start_sql);
 	free(l->application_name);

@@ -69,6 +69,7 @@ typedef struct db_logical_stats {
 	uint64_t transactions; /* commits decoded */
 	uint64_t hints;        /* hints handed over, after per-transaction deduplication */
 	uint64_t resyncs;      /* on_resync calls */
+	uint64_t visibility_waits; /* checks that found a commit not yet visible to new snapshots */
 	uint64_t reconnects;   /* sessions established after the first */
 	uint64_t errors;       /* times the session went down */
 	uint64_t lag_bytes;    /* server WAL end (as last reported) minus the flushed position; 0 when unknown */

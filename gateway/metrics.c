@@ -279,6 +279,9 @@ int gw_metrics_render_logical(struct evbuffer *out, const struct db_logical *log
 	if (head(out, "pollgate_logical_resyncs_total", "counter",
 	         "Full re-reads asked by the stream (TRUNCATE, an oversized transaction, an unknown old key).")) return -1;
 	P("pollgate_logical_resyncs_total %" PRIu64 "\n", st.resyncs);
+	if (head(out, "pollgate_logical_visibility_waits_total", "counter",
+	         "Commits streamed a moment before new snapshots saw them; their hints waited for that.")) return -1;
+	P("pollgate_logical_visibility_waits_total %" PRIu64 "\n", st.visibility_waits);
 	if (head(out, "pollgate_logical_reconnects_total", "counter", "Replication sessions re-established.")) return -1;
 	P("pollgate_logical_reconnects_total %" PRIu64 "\n", st.reconnects);
 	if (head(out, "pollgate_logical_mapped_tables", "gauge", "Tables in pollgate_hint_map by kind at the last (re)connect (NaN before).")) return -1;

@@ -319,3 +319,70 @@ def test_wal_level_replica_is_refused_at_start_naming_the_setting(gateway, pg, n
     finally:
         pg.psql("ALTER SYSTEM RESET wal_level", dbname="postgres")
         pg.restart()
+
+
+def test_no_free_replication_slot_is_logged_naming_the_fix_and_retried(gateway, world, db, pg):
+    with db.cursor() as cur:
+        cur.execute("SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots")
+        (free,) = cur.fetchone()
+        names = [f"pollgate_test_fill_{i}" for i in range(free)]
+        for n in names:
+            cur.execute("SELECT pg_create_physical_replication_slot(%s)", (n,))
+    try:
+        gw = gateway(wait_ready=False, hint_source="logical", db_reconnect_min="100ms", db_reconnect_max="300ms")
+        gw.wait_log(r"no replication slot free \(max_replication_slots = \d+, \d+ in use\): raise max_replication_slots")
+        assert gw.get("/readyz").status == 503 and gw.running
+    finally:
+        with db.cursor() as cur:
+            for n in names:
+                cur.execute("SELECT pg_drop_replication_slot(%s)", (n,))
+    wait_for(lambda: gw.get("/readyz").status == 200, timeout=15, what="ready once a slot is free")
+
+
+def test_every_commit_reaches_its_waiters_even_when_streamed_before_it_is_visible(gateway, world, no_triggers, pg):
+    """The stream may deliver a commit the moment its WAL is flushed, a moment before the committing
+    session makes it visible; a re-read in between would see the old row and spend the hint. The gateway
+    holds such hints back until a new snapshot sees the commit: every one of many quick commits, each to
+    a run whose waiters are held, must reach them (their runs are an hour old: no safety net in time, and
+    the next commit to the same run overwrites the value, so a lost wake is lost for good)."""
+    db = no_triggers
+    runs = list(range(1, 11))
+    for i in runs:
+        old_run(db, i)
+    gw = lgw(gateway)
+    seen = {i: set() for i in runs}
+    etags = {i: gw.get(f"/v1/runs/{i}?wait=0", token="tok-alice").etag for i in runs}
+    import threading
+    stop = threading.Event()
+
+    def poll(i):
+        etag = etags[i]
+        while not stop.is_set():
+            r = gw.get(f"/v1/runs/{i}?wait=10", token="tok-alice", etag=etag, timeout=20)
+            if r.status == 200:
+                etag = r.etag
+                seq = r.json()["run"]["summary_counts"].get("seq")
+                if seq is not None:
+                    seen[i].add(seq)
+    threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in runs]
+    for t in threads:
+        t.start()
+    try:
+        wait_held(gw, len(runs))
+        with db.cursor() as cur:
+            cur.execute("SET synchronous_commit = on")  # the server default: hints go at the WAL flush
+            for seq in range(200):
+                i = runs[seq % len(runs)]
+                cur.execute("UPDATE operation_runs SET summary_counts = jsonb_build_object('seq', %s) WHERE id = %s",
+                            (seq, i))
+                time.sleep(0.02)
+        want = {i: {s for s in range(200) if runs[s % len(runs)] == i} for i in runs}
+        wait_for(lambda: all(want[i] <= seen[i] for i in runs), timeout=8,
+                 what="every commit's value seen by its run's waiter")
+    finally:
+        stop.set()
+        set_run(db, 1, summary_counts={"end": True})  # releases the held polls quickly
+        for i in runs[1:]:
+            set_run(db, i, summary_counts={"end": True})
+        for t in threads:
+            t.join(15)
