@@ -1,10 +1,11 @@
 /*
  * db/logical.c — the logical-decoding hint source (see db/logical.h).
  *
- * It owns one connection at a time and its state machine (enum lg_state, changed only through
- * lg_set_state). A round starts with an ordinary connection: one query checks what the server offers
- * (wal_level, the role's REPLICATION, the publication, free walsenders and slots, the mapping table),
- * a second reads pollgate_hint_map; the connection is closed. Then the replication connection:
+ * It owns two connections and one state machine (enum lg_state, changed only through lg_set_state). A
+ * round starts with an ordinary connection (application_name + "-check"): one query checks what the
+ * server offers (wal_level, the role's REPLICATION, the publication, free walsenders and slots, the
+ * mapping table), a second reads pollgate_hint_map; that connection then stays open for the visibility
+ * checks (below) and its failure ends the round like the stream's. Then the replication connection:
  * CREATE_REPLICATION_SLOT (temporary, pgoutput, no snapshot), START_REPLICATION, and the CopyBoth stream,
  * read with PQgetCopyData(async) and written with PQputCopyData, both non-blocking. One non-persistent
  * event on PQsocket() drives the protocol; one timer follows the state (backoff while down, the handshake
@@ -41,6 +42,7 @@
 #define STATUS_MIN_MS 1000    /* status updates after commits: at most one per this */
 #define STATUS_MAX_MS 10000   /* and at least one per this (or per heartbeat, when shorter) */
 #define SLOT_TIMEOUT_MS 60000 /* creating a slot waits for the transactions open at that moment */
+#define VIS_DELAY_MAX_MS 50   /* re-check a not-yet-visible commit at most this far apart */
 #define PG_EPOCH_OFFSET_US 946684800000000LL /* 2000-01-01 in Unix microseconds */
 
 static const char SQL_CHECK[] =
@@ -154,6 +156,8 @@ struct db_logical {
 	PGresult *aux_res; /* owned: first result of the check in flight */
 	bool aux_busy, aux_flushing;
 	int64_t aux_sent_ms;
+	struct event *aux_timer; /* owned: the next check, after one found a commit not yet visible */
+	int64_t vis_delay_ms;    /* that delay: 1 ms doubling to VIS_DELAY_MAX_MS while it stays invisible */
 	char *check_name; /* owned: application_name + "-check" */
 	lg_bucket pend; /* commits received since the check in flight was sent */
 	lg_bucket chk;  /* commits the check in flight is about */
@@ -311,6 +315,8 @@ static void lg_close(db_logical *l)
 		l->aux = NULL;
 	}
 	l->aux_busy = l->aux_flushing = false;
+	if (l->aux_timer) evtimer_del(l->aux_timer);
+	l->vis_delay_ms = 0;
 	l->reply_asked = l->heard_since_ask = l->status_due = false;
 	rels_clear(l);
 }
@@ -832,7 +838,8 @@ static bool check_send(db_logical *l)
 	char why[256];
 	char *arr = NULL;
 
-	if (l->aux_busy || l->aux == NULL || (l->pend.nx == 0 && l->chk.nx == 0)) return true;
+	if (l->aux_busy || l->aux == NULL || evtimer_pending(l->aux_timer, NULL) || (l->pend.nx == 0 && l->chk.nx == 0))
+		return true;
 	bucket_merge(&l->chk, &l->pend, false, 0);
 	/* "{x,x,...}": at most 10 digits and a comma per xid */
 	size_t cap = (size_t)l->chk.nx * 11 + 3, n = 0;
@@ -878,13 +885,25 @@ static void check_done(db_logical *l, PGresult *res)
 	bool visible = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
 	if (visible) {
+		l->vis_delay_ms = 0;
 		l->chk.nx = 0;
 		bucket_deliver(l, &l->chk);
 		if (l->state != LG_UP) return;
-	} else {
-		l->stats.visibility_waits++;
+		check_send(l);
+		return;
 	}
-	check_send(l);
+	/* Usually a fraction of a millisecond; with a synchronous standby, until it confirms: back off. */
+	l->stats.visibility_waits++;
+	l->vis_delay_ms = l->vis_delay_ms ? l->vis_delay_ms * 2 : 1;
+	if (l->vis_delay_ms > VIS_DELAY_MAX_MS) l->vis_delay_ms = VIS_DELAY_MAX_MS;
+	if (db_conn_timer_ms(l->aux_timer, l->vis_delay_ms) != 0) lg_down(l, "cannot arm the check timer");
+}
+
+static void aux_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	check_send(arg);
 }
 
 static void aux_io_cb(evutil_socket_t fd, short what, void *arg)
@@ -1328,7 +1347,8 @@ db_logical *db_logical_new(struct event_base *base, const db_logical_opts *opts)
 	if (db_conn_io_init(&l->io, base, lg_io_cb, l) != 0 || db_conn_io_init(&l->aux_io, base, aux_io_cb, l) != 0)
 		goto err;
 	l->timer = evtimer_new(base, lg_timer_cb, l);
-	if (l->timer == NULL) goto err;
+	l->aux_timer = evtimer_new(base, aux_timer_cb, l);
+	if (l->timer == NULL || l->aux_timer == NULL) goto err;
 	if (db_conn_timer_ms(l->timer, 0) != 0) goto err; /* connect from the loop */
 	return l;
 
@@ -1342,6 +1362,7 @@ void db_logical_free(db_logical *l)
 	if (l == NULL) return;
 	db_conn_io_free(&l->io);
 	if (l->timer) event_free(l->timer);
+	if (l->aux_timer) event_free(l->aux_timer);
 	if (l->res) PQclear(l->res);
 	if (l->pg) PQfinish(l->pg);
 	rels_clear(l);

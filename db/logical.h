@@ -9,9 +9,10 @@
  * / pollgate_access, payload the key as decimal text or "*" (everyone). The mapping from table to kind and
  * key column is the table pollgate_hint_map, read at every (re)connect.
  *
- * Hints are collected per transaction and handed over only at its Commit, deduplicated: a rolled-back
+ * Hints are collected per transaction and handed over only after its Commit, deduplicated: a rolled-back
  * transaction (never decoded) hints nothing, and a transaction touching many rows of one resource gives
- * one hint. The session sends standby status updates (flushed = the end of the last transaction handed
+ * one hint. They wait until a new snapshot sees the commit (checked on a second, ordinary connection,
+ * application_name + "-check"), so the re-read a hint causes always sees the change. The session sends standby status updates (flushed = the end of the last transaction handed
  * over, or the server's sent position when between transactions) so the server can recycle WAL, and
  * asks for a reply with each periodic one: no message within heartbeat_ms after that means a dead link.
  * A temporary slot is dropped by the server when its session ends, however it ends, so a gateway that
