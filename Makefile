@@ -222,20 +222,23 @@ build/pollgate.service: conf/pollgate.service $(PATHS_STAMP)
 SQL_FILES := db/schema.sql db/grant.sql db/demo.sql
 MIGRATIONS = $(sort $(wildcard db/migrations/*.sql))
 WEB_FILES := web/pollgate.js web/pollgate.d.ts web/package.json web/README.md
-DOC_FILES  = README.md $(sort $(wildcard docs/*.md))
+DOC_FILES  = $(sort $(wildcard docs/*.md))
 EXAMPLES  := conf/pollgate.conf conf/nginx.conf conf/haproxy.cfg
 
 .PHONY: install uninstall
 install: pollgate man build/pollgate.service
 	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(pkgdatadir)/migrations $(DESTDIR)$(pkgdatadir)/web \
-		$(DESTDIR)$(mandir)/man8 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(docdir)/examples $(DESTDIR)$(systemdunitdir)
+		$(DESTDIR)$(mandir)/man8 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(docdir)/docs $(DESTDIR)$(docdir)/examples \
+		$(DESTDIR)$(systemdunitdir)
 	$(INSTALL) -m 0755 pollgate $(DESTDIR)$(sbindir)/pollgate
 	$(INSTALL) -m 0644 $(SQL_FILES) $(DESTDIR)$(pkgdatadir)/
 	$(INSTALL) -m 0644 $(MIGRATIONS) $(DESTDIR)$(pkgdatadir)/migrations/
 	$(INSTALL) -m 0644 $(WEB_FILES) $(DESTDIR)$(pkgdatadir)/web/
 	$(INSTALL) -m 0644 build/man/pollgate.8 $(DESTDIR)$(mandir)/man8/
 	$(INSTALL) -m 0644 build/man/pollgate.conf.5 $(DESTDIR)$(mandir)/man5/
-	$(INSTALL) -m 0644 $(DOC_FILES) $(DESTDIR)$(docdir)/
+	@# docs/ keeps its name, so the README's links into it still resolve.
+	$(INSTALL) -m 0644 README.md $(DESTDIR)$(docdir)/
+	$(INSTALL) -m 0644 $(DOC_FILES) $(DESTDIR)$(docdir)/docs/
 	$(INSTALL) -m 0644 $(EXAMPLES) $(DESTDIR)$(docdir)/examples/
 	$(INSTALL) -m 0644 build/pollgate.service $(DESTDIR)$(systemdunitdir)/pollgate.service
 	@# The config: never overwritten; readable by root and the pollgate group only (it may hold a password).

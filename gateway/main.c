@@ -5,7 +5,8 @@
  * a future worker process is just another app. Signals arrive through the loop (evsignal), never in a raw
  * handler: SIGHUP reloads the config (a bad file is reported and the old config kept) and reopens the
  * log; SIGTERM/SIGINT drain — stop accepting, answer every held request with its current answer and
- * Connection: close, wait for the answers to be written (at most drain_timeout), exit 0.
+ * Connection: close, wait for the answers to be written (at most drain_timeout), exit 0. A second stop
+ * signal shortens the wait to a second (requests not yet read get 503), but still writes the answers.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -232,9 +233,17 @@ static void start_drain(app *a)
 {
 	struct timeval tick = {0, 10000};
 	if (a->draining) {
-		log_warn("second stop signal; exiting now");
-		gw_reg_abort_pending(a->reg);
-		event_base_loopexit(a->base, NULL);
+		/* Cut the drain short but keep its promise: whoever still waits is answered now, and the loop runs
+		 * on (at most a second more) so that the answers are written before the exit. Exiting the loop
+		 * here would drop every answer not yet written, even those of the first signal's drain when both
+		 * signals arrive in one turn of the loop. */
+		int64_t cut = now_ms(a) - a->cfg->drain_timeout_ms + 1000;
+		log_warn("second stop signal; answering the rest now and exiting within a second");
+		if (!a->aborted) {
+			gw_reg_abort_pending(a->reg);
+			a->aborted = true;
+		}
+		if (a->drain_started_ms > cut) a->drain_started_ms = cut;
 		return;
 	}
 	a->draining = true;

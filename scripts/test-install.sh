@@ -24,7 +24,8 @@ for f in usr/sbin/pollgate etc/pollgate/pollgate.conf \
 	usr/share/pollgate/schema.sql usr/share/pollgate/grant.sql usr/share/pollgate/demo.sql \
 	usr/share/pollgate/web/pollgate.js usr/share/pollgate/web/pollgate.d.ts usr/share/pollgate/web/package.json \
 	usr/share/man/man8/pollgate.8 usr/share/man/man5/pollgate.conf.5 \
-	usr/share/doc/pollgate/README.md usr/share/doc/pollgate/examples/nginx.conf \
+	usr/share/doc/pollgate/README.md usr/share/doc/pollgate/docs/http-api.md usr/share/doc/pollgate/docs/README.md \
+	usr/share/doc/pollgate/examples/nginx.conf \
 	usr/lib/systemd/system/pollgate.service; do
 	[ -f "$D/$f" ] || bad "not installed: /$f"
 done

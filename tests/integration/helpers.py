@@ -689,3 +689,73 @@ def comparable(r):
     that must be byte-identical (api.md: every 404 alike, whatever the reason)."""
     hdrs = sorted((k.lower(), v) for k, v in r.headers.items_raw() if k.lower() not in ("date", "x-request-id"))
     return r.status, hdrs, r.body
+
+
+# --------------------------------------------------------------------------------------------------
+# Denials: the reference 404 and 401 a denial must be identical to
+
+MISSING_ID = 987654321987  # no test inserts this id: a run or tenant that does not exist
+
+
+def missing_path(kind="run"):
+    """The path of a resource that does not exist: kind 'run' or 'review_pack'."""
+    return f"/v1/runs/{MISSING_ID}" if kind == "run" else f"/v1/tenants/{MISSING_ID}/review-pack"
+
+
+def wire_headers(r):
+    """The headers of a Response as received (names, values, order), but Date and X-Request-Id: what two
+    answers that must be indistinguishable have to share."""
+    return [(k, v) for k, v in r.headers.items_raw() if k.lower() not in ("date", "x-request-id")]
+
+
+def reference_404(base_url, token, kind="run", method="GET", close=False):
+    """The reference 404: `method` on a missing id of `kind`, asked now by `token` with ?wait=0.
+    close=True sends `Connection: close` (as ManyGets does), which the answer echoes: build the reference
+    with the framing of the answer it is compared with."""
+    h = {"Authorization": f"Bearer {token}"}
+    if close:
+        h["Connection"] = "close"
+    r = http(method, base_url + missing_path(kind) + "?wait=0", headers=h, timeout=10.0)
+    assert r.status == 404, f"the reference 404 ({method} {missing_path(kind)} as {token}) is {r!r}"
+    assert r.headers.get("Cache-Control") == "no-store" and r.headers.get("X-Request-Id"), r.headers.items_raw()
+    assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers.items_raw()
+    if method != "HEAD":
+        assert json.loads(r.body)["error"]["code"] == "not_found", r.body
+    return r
+
+
+def reference_401(base_url, method="GET", close=False):
+    """The reference 401: a token nobody issued, on an existing route."""
+    h = {"Authorization": "Bearer tok-never-issued"}
+    if close:
+        h["Connection"] = "close"
+    r = http(method, base_url + missing_path("run") + "?wait=0", headers=h, timeout=10.0)
+    assert r.status == 401, f"the reference 401 is {r!r}"
+    return r
+
+
+def assert_same_404(r, ref, what=""):
+    """`r` is the reference 404 `ref` byte for byte: status, every header but Date and X-Request-Id (same
+    names, values and order) and body. A denial must not tell forbidden from missing."""
+    why = f" ({what})" if what else ""
+    assert r.status == 404, f"want the 404{why}, got {r!r} {r.body[:200]!r}"
+    assert wire_headers(r) == wire_headers(ref), f"headers differ from the reference 404{why}: " \
+                                                 f"{wire_headers(r)} vs {wire_headers(ref)}"
+    assert r.body == ref.body, f"body differs from the reference 404{why}: {r.body[:200]!r} vs {ref.body[:200]!r}"
+
+
+def assert_401(r, ref=None, what=""):
+    """`r` is a 401 with `WWW-Authenticate: Bearer` and the JSON error body (code unauthorized); with
+    `ref` (reference_401), also identical to it but for Date and X-Request-Id."""
+    why = f" ({what})" if what else ""
+    assert r.status == 401, f"want 401{why}, got {r!r} {r.body[:200]!r}"
+    assert r.headers.get_all("WWW-Authenticate") == ["Bearer"], f"{r.headers.items_raw()}{why}"
+    assert r.headers.get("Cache-Control") == "no-store" and r.headers.get("X-Request-Id"), r.headers.items_raw()
+    assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers.items_raw()
+    body = json.loads(r.body)
+    assert list(body) == ["error"] and sorted(body["error"]) == ["code", "message"], body
+    assert body["error"]["code"] == "unauthorized" and body["error"]["message"], body
+    if ref is not None:
+        assert wire_headers(r) == wire_headers(ref), f"headers differ from the reference 401{why}: " \
+                                                     f"{wire_headers(r)} vs {wire_headers(ref)}"
+        assert r.body == ref.body, f"body differs from the reference 401{why}"

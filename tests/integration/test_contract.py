@@ -78,28 +78,33 @@ def test_cookie_authenticates_when_there_is_no_authorization_header(gw, db):
 
 
 def test_cookie_name_comes_from_config(gateway, world, db):
+    from helpers import assert_401, reference_401
     make_run(db, 1, 7, id=42, status="running")
     gw = gateway(auth_cookie="session")
     assert http("GET", gw.url + "/v1/runs/42?wait=0", headers={"Cookie": "session=tok-alice"}).status == 200
-    assert http("GET", gw.url + "/v1/runs/42?wait=0", headers={"Cookie": "pollgate_token=tok-alice"}).status == 401
+    r = http("GET", gw.url + "/v1/runs/42?wait=0", headers={"Cookie": "pollgate_token=tok-alice"})
+    assert_401(r, reference_401(gw.url), "the default cookie name, renamed in the config")
 
 
 def test_revoked_and_expired_tokens_are_401(gw, db):
+    from helpers import assert_401, reference_401
     make_run(db, 1, 7, id=42, status="running")
     make_token(db, 1, "tok-revoked", revoked=True)
     make_token(db, 1, "tok-expired", expires_at=Raw("now() - interval '1 second'"))
     make_token(db, 1, "tok-later", expires_at=Raw("now() + interval '1 hour'"))
-    assert gw.get("/v1/runs/42?wait=0", token="tok-revoked").status == 401
-    assert gw.get("/v1/runs/42?wait=0", token="tok-expired").status == 401
+    ref = reference_401(gw.url)
+    assert_401(gw.get("/v1/runs/42?wait=0", token="tok-revoked"), ref, "revoked")
+    assert_401(gw.get("/v1/runs/42?wait=0", token="tok-expired"), ref, "expired")
     assert gw.get("/v1/runs/42?wait=0", token="tok-later").status == 200
 
 
 def test_authentication_comes_before_anything_about_the_resource(gw, db):
+    from helpers import assert_401, reference_401
     # A missing run and an existing one look the same to an anonymous caller: 401 both.
     make_run(db, 1, 7, id=42, status="running")
-    assert gw.get("/v1/runs/42").status == 401
-    assert gw.get("/v1/runs/999999").status == 401
-    assert gw.get("/v1/runs/abc").status == 401
+    ref = reference_401(gw.url)
+    for path in ("/v1/runs/42", "/v1/runs/999999", "/v1/runs/abc", "/v1/tenants/7/review-pack"):
+        assert_401(gw.get(path), ref, f"{path} without a credential")
 
 
 # ---- 2. Missing or not entitled: one byte-identical 404 ----

@@ -137,13 +137,14 @@ def test_promtool_check_metrics_on_a_live_scrape(gateway, world, db):
 
 def test_alert_rules_check_and_their_unit_tests_pass():
     r = subprocess.run([promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0 and "SUCCESS: 6 rules found" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "SUCCESS: 7 rules found" in r.stdout, r.stdout + r.stderr
     r = subprocess.run([promtool(), "test", "rules", RULE_TESTS.name], capture_output=True, text=True, timeout=60,
                        cwd=RULE_TESTS.parent)
     assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
     alerts = set(re.findall(r"^\s*- alert: (\w+)", RULES.read_text(), re.M))
     assert alerts == {"PollgateListenDown", "PollgateDatabaseUnreachable", "PollgateHigh503Rate",
-                      "PollgateNotificationQueueFilling", "PollgateWaitersNearMax", "PollgateWakeLatencyHigh"}
+                      "PollgateNotificationQueueFilling", "PollgateWaitersNearMax", "PollgateWakeLatencyHigh",
+                      "PollgateHintTriggerMissing"}
     tested = set(re.findall(r"alertname: (\w+)", RULE_TESTS.read_text()))
     assert tested == alerts, f"alerts without a unit test: {alerts - tested}"
 

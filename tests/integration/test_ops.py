@@ -189,7 +189,12 @@ def test_after_drain_starts_the_port_refuses_new_connections(gateway, world, db)
         socket.create_connection((gw.host, gw.port), timeout=2).close()
 
 
-def test_a_second_stop_signal_during_the_drain_still_exits_0(gateway, world, db):
+@pytest.mark.parametrize("together", [False, True], ids=["one-after-another", "in-one-loop-turn"])
+def test_a_second_stop_signal_during_the_drain_still_answers_everyone_and_exits_0(gateway, world, db, together):
+    # A second stop signal cuts the drain short, but what the drain promised still holds: every held
+    # request gets its current answer (304, the same ETag) with Connection: close, then exit 0. With
+    # `together`, the gateway is stopped while SIGTERM and SIGINT arrive (two signals, both pending), so
+    # it sees both in one turn of its loop, before any answer of the first is written.
     make_run(db, 1, 7, id=42, status="running")
     gw = gateway()
     etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
@@ -197,11 +202,65 @@ def test_a_second_stop_signal_during_the_drain_still_exits_0(gateway, world, db)
                   timeout=40).start()
     mg.wait_sent()
     wait_for(lambda: gw.metrics().value("pollgate_waiters_held", kind="run") == 20, what="held")
-    for _ in range(3):
-        gw.send_signal(signal.SIGTERM)
+    if together:
+        gw.send_signal(signal.SIGSTOP)
+        try:
+            gw.send_signal(signal.SIGTERM)
+            gw.send_signal(signal.SIGINT)
+        finally:
+            gw.send_signal(signal.SIGCONT)
+    else:
+        for _ in range(3):
+            gw.send_signal(signal.SIGTERM)
     gw.proc.wait(15)
     assert gw.stop() == 0
-    assert {r.status for r in mg.results(timeout=20)} <= {304, 0}
+    rs = mg.results(timeout=20)
+    assert [(r.status, r.headers.get("Connection", "").lower()) for r in rs] == [(304, "close")] * 20, \
+        sorted({(r.status, repr(r.error)) for r in rs})
+    assert all(r.etag == etag for r in rs)
+
+
+def _sanitizer_build():
+    """Is the binary under test the ASan build (make SANITIZE=address,undefined)?"""
+    try:
+        return b"__asan_init" in gateway_binary().read_bytes()
+    except OSError:
+        return False
+
+
+@pytest.mark.xfail(condition=_sanitizer_build(), strict=True,
+                   reason="registry: gw_reg_free does not free the read batch still in flight at exit (the pool "
+                          "drops queued/in-flight queries without their callbacks, by contract), so LeakSanitizer "
+                          "reports reread.c send_kind_batch's batch and the gateway exits 1")
+def test_a_second_stop_signal_answers_the_requests_still_waiting_for_a_read_503(gateway, world, db, pg):
+    # Requests whose read is stuck (a lock holds operation_runs) keep the drain waiting; a second stop
+    # signal ends it: they get 503 with Retry-After and Connection: close, written before the exit.
+    make_run(db, 1, 7, id=42, status="running")
+    gw = gateway(drain_timeout="60s", db_query_timeout="60s")
+    gw.get("/v1/runs/42?wait=0", token="tok-alice")  # the token is known: only the run read is left
+    locker = pg.connect(autocommit=False)
+    try:
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE operation_runs IN ACCESS EXCLUSIVE MODE")
+        mg = ManyGets([(gw.url + "/v1/runs/42?wait=30", {"Authorization": "Bearer tok-alice"})] * 5, timeout=40).start()
+        mg.wait_sent()
+        wait_for(lambda: gw.metrics().value("pollgate_waiters_pending") == 5, what="5 waiting for the read")
+        gw.send_signal(signal.SIGTERM)
+        gw.wait_log("draining")
+        assert gw.running  # the drain waits for the stuck read
+        t0 = time.monotonic()
+        gw.send_signal(signal.SIGTERM)
+        rs = mg.results(timeout=20)
+        gw.proc.wait(15)
+        took = time.monotonic() - t0
+    finally:
+        locker.rollback()
+        locker.close()
+    assert gw.stop() == 0
+    assert [(r.status, r.headers.get("Connection", "").lower()) for r in rs] == [(503, "close")] * 5, \
+        sorted({(r.status, repr(r.error)) for r in rs})
+    assert all(r.headers.get("Retry-After") and r.json()["error"]["code"] == "unavailable" for r in rs)
+    assert took < 5, f"exit {took:.2f}s after the second signal"
 
 
 # ---- limits ----

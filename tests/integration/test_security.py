@@ -500,7 +500,7 @@ ACCESS_CHANGES = {
 
 @pytest.mark.parametrize("change", list(ACCESS_CHANGES))
 def test_every_access_change_answers_the_held_request_within_a_second(gateway, db, world, change):
-    from helpers import make_pack
+    from helpers import assert_401, assert_same_404, make_pack, reference_401, reference_404
     path, token, sql, want = ACCESS_CHANGES[change]
     make_pack(db, 1, 7, id=5, status="generating")
     # A long TTL: only the NOTIFY hint can explain a prompt answer.
@@ -520,8 +520,14 @@ def test_every_access_change_answers_the_held_request_within_a_second(gateway, d
     r = box["r"]
     assert r.status == want, r
     assert took < 1.0 + 1.0, f"answered {took:.2f}s after the change (a second, plus margin for ASan)"
-    # And a new request gets the same answer at once.
-    assert gw.get(path + "?wait=0", token=token).status == want
+    # And a new request gets the same answer at once. Both are the reference answer, byte for byte: a
+    # 404 that of a missing id, a 401 that of a token nobody issued, with its Bearer challenge.
+    again = gw.get(path + "?wait=0", token=token)
+    for what, x in (("held", r), ("asked again", again)):
+        if want == 404:
+            assert_same_404(x, reference_404(gw.url, token, kind=kind), f"{change}, {what}")
+        else:
+            assert_401(x, reference_401(gw.url), f"{change}, {what}")
 
 
 def test_every_x_forwarded_for_line_counts_so_a_client_cannot_name_itself(gateway, world):

@@ -30,6 +30,7 @@ export async function launchChromium() {
 	const exe = process.env.CHROMIUM || '/usr/bin/chromium';
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pollgate-chromium-'));
 	const proc = spawn(exe, [...FLAGS, `--user-data-dir=${dir}`, 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe'] });
+	const exited = new Promise((r) => proc.once('exit', r)); // from the start: an early exit is never missed
 	let errText = '';
 	const ws = await new Promise((resolve, reject) => {
 		const timer = setTimeout(() => reject(new Error(`${exe} did not start within 30 s:\n${errText.slice(-2000)}`)), 30_000);
@@ -45,23 +46,126 @@ export async function launchChromium() {
 			clearTimeout(timer);
 			reject(new Error(`${exe} exited ${code}:\n${errText.slice(-2000)}`));
 		});
+	}).catch(async (e) => {
+		await stopChromium(proc, exited);
+		removeProfile(dir);
+		throw e;
 	});
 	const browser = await chromium.connectOverCDP(ws, { noDefaults: true });
 	const context = browser.contexts()[0];
-	const exited = new Promise((r) => proc.on('exit', r));
 	return {
 		browser,
 		context,
 		version: browser.version(),
 		async close() {
 			for (const p of context.pages()) await p.close().catch(() => {});
-			await browser.close().catch(() => {});
-			proc.kill('SIGTERM');
-			await Promise.race([exited, sleep(5000)]);
-			if (proc.exitCode === null) proc.kill('SIGKILL');
-			fs.rmSync(dir, { recursive: true, force: true });
+			await browser.close().catch(() => {}); // over CDP this only disconnects: Chromium still runs
+			await stopChromium(proc, exited);
+			removeProfile(dir);
 		},
 	};
+}
+
+/*
+ * Stopping Chromium without racing it for its profile.
+ *
+ * Chromium is a tree of processes (zygote, renderers, the network and storage services), and the
+ * browser process's exit does not wait for all of them: a service may still be writing into the profile
+ * (Default/...) for a moment after, and a SIGKILL of the browser process alone leaves the others running.
+ * Removing the profile meanwhile fails with ENOTEMPTY (a file appeared in a directory being removed). So
+ * the whole tree is followed through /proc while it lives (a child reparented to init is still
+ * remembered), and the profile is removed only once every process of it is gone.
+ */
+
+/** {pid, start} of `pid` (start: its start time in clock ticks, so a reused pid is not mistaken for it),
+ *  its state letter and its parent pid; null when there is no such process. */
+function procStat(pid) {
+	let text;
+	try {
+		text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+	} catch {
+		return null;
+	}
+	// "pid (comm) state ppid ..."; comm may hold spaces and parentheses: fields are counted after the last ')'.
+	const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+	return { pid, state: f[0], ppid: Number(f[1]), start: f[19] };
+}
+
+/** Every process now running whose parent is in `parents` (a Set of pids), by one pass over /proc. */
+function childrenOf(parents) {
+	const out = [];
+	for (const name of fs.readdirSync('/proc')) {
+		if (!/^[0-9]+$/.test(name)) continue;
+		const st = procStat(Number(name));
+		if (st && parents.has(st.ppid)) out.push(st);
+	}
+	return out;
+}
+
+/** True while the process `t` ({pid, start}) still runs (a zombie writes nothing: it counts as gone). */
+function alive(t) {
+	const st = procStat(t.pid);
+	return st !== null && st.start === t.start && st.state !== 'Z';
+}
+
+/** Adds to `tree` (Map pid -> {pid, start}) every live descendant of the live processes in it. */
+function followTree(tree) {
+	for (;;) {
+		const live = new Set([...tree.values()].filter(alive).map((t) => t.pid));
+		const fresh = childrenOf(live).filter((c) => !tree.has(c.pid));
+		if (fresh.length === 0) return;
+		for (const c of fresh) tree.set(c.pid, c);
+	}
+}
+
+function killAll(tree, signal) {
+	for (const t of tree.values()) {
+		if (alive(t)) {
+			try {
+				process.kill(t.pid, signal);
+			} catch {
+				// gone meanwhile
+			}
+		}
+	}
+}
+
+/**
+ * SIGTERM to the browser process (Chromium's orderly shutdown), then wait until it and every process it
+ * started have exited: SIGKILL to the whole tree after 15 s, and give up waiting after 30 s.
+ */
+async function stopChromium(proc, exited) {
+	const tree = new Map();
+	const self = proc.pid !== undefined ? procStat(proc.pid) : null;
+	if (self) tree.set(self.pid, self);
+	followTree(tree);
+	const hasExited = () => proc.exitCode !== null || proc.signalCode !== null;
+	if (!hasExited()) proc.kill('SIGTERM');
+	const t0 = Date.now();
+	let killed = false;
+	for (;;) {
+		followTree(tree); // a process started during the shutdown is waited for too
+		const left = [...tree.values()].filter(alive);
+		if (hasExited() && left.length === 0) break;
+		if (!killed && Date.now() - t0 > 15_000) {
+			killAll(tree, 'SIGKILL');
+			killed = true;
+		}
+		if (Date.now() - t0 > 30_000) {
+			console.warn(`# Chromium: processes ${left.map((t) => t.pid).join(' ')} still there 30 s after SIGTERM`);
+			break;
+		}
+		await (hasExited() ? sleep(50) : Promise.race([exited, sleep(50)]));
+	}
+}
+
+/** Removes the profile; a failure is reported, not thrown (a leftover temporary directory is no test result). */
+function removeProfile(dir) {
+	try {
+		fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+	} catch (e) {
+		console.warn(`# could not remove the Chromium profile ${dir}: ${e.message}`);
+	}
 }
 
 const execFileP = promisify(execFile);
