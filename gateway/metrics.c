@@ -91,8 +91,11 @@ static void read_proc(proc_figures *f)
 	if (start_ticks > 0 && btime > 0 && ticks > 0) f->start_time = (double)btime + (double)start_ticks / (double)ticks;
 }
 
+static int render_logical(struct evbuffer *out, const struct db_logical *logical);
+
 int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const struct gw_registry *reg,
-                      const struct db_pool *pool, const struct db_listen *listen, const struct conf *cfg)
+                      const struct db_pool *pool, const struct db_listen *listen, const struct db_logical *logical,
+                      const struct conf *cfg)
 {
 	const gw_reg_stats *st = gw_reg_get_stats(reg);
 	db_pool_stats ps;
@@ -224,8 +227,9 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 	P("pollgate_db_errors_total %" PRIu64 "\n", ps.errors);
 	if (head(out, "pollgate_db_reconnects_total", "counter", "Pool connections re-established.")) return -1;
 	P("pollgate_db_reconnects_total %" PRIu64 "\n", ps.reconnects);
-	if (head(out, "pollgate_listen_up", "gauge", "1 while the LISTEN session is up.")) return -1;
-	P("pollgate_listen_up %d\n", db_listen_is_up(listen) ? 1 : 0);
+	if (head(out, "pollgate_listen_up", "gauge",
+	         "1 while the hint session is up: the LISTEN session, or the replication stream with hint_source = logical.")) return -1;
+	P("pollgate_listen_up %d\n", (logical ? db_logical_is_up(logical) : db_listen_is_up(listen)) ? 1 : 0);
 	if (head(out, "pollgate_listen_reconnects_total", "counter", "LISTEN sessions re-established.")) return -1;
 	P("pollgate_listen_reconnects_total %" PRIu64 "\n", ls.reconnects);
 	if (head(out, "pollgate_listen_notifications_total", "counter", "Notifications received by the LISTEN session.")) return -1;
@@ -257,10 +261,11 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 		P("pollgate_hold_duration_seconds_sum{reason=\"%s\"} %.6f\n", why, st->hold.sum_s[r]);
 		P("pollgate_hold_duration_seconds_count{reason=\"%s\"} %" PRIu64 "\n", why, st->hold.count[r]);
 	}
-	return 0;
+	return render_logical(out, logical);
 }
 
-int gw_metrics_render_logical(struct evbuffer *out, const struct db_logical *logical)
+/* The logical-decoding hint source's own series (hint_source = logical); nothing when NULL. */
+static int render_logical(struct evbuffer *out, const struct db_logical *logical)
 {
 	db_logical_stats st;
 	if (logical == NULL) return 0;

@@ -30,13 +30,11 @@ typedef struct gw_metrics_front {
 	uint64_t accept_pauses;   /* times accepting paused because file descriptors ran out */
 } gw_metrics_front;
 
-/* Append the whole exposition. Returns 0 or -1 (out of memory). */
-int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const struct gw_registry *reg,
-                      const struct db_pool *pool, const struct db_listen *listen, const struct conf *cfg)
-	__attribute__((warn_unused_result));
-
-/* Append the series of the logical-decoding hint source (hint_source = logical); nothing when NULL.
+/* Append the whole exposition. `logical` is the hint session with hint_source = logical (then `listen` is
+ * NULL): pollgate_listen_up follows it, and its own pollgate_logical_* series are added; NULL otherwise.
  * Returns 0 or -1 (out of memory). */
-int gw_metrics_render_logical(struct evbuffer *out, const struct db_logical *logical) __attribute__((warn_unused_result));
+int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const struct gw_registry *reg,
+                      const struct db_pool *pool, const struct db_listen *listen, const struct db_logical *logical,
+                      const struct conf *cfg) __attribute__((warn_unused_result));
 
 #endif

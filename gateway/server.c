@@ -307,8 +307,7 @@ static bool ready(const gw_server *s)
 static void serve_metrics(gw_server *s, struct evhttp_request *req, const char *rid)
 {
 	struct evbuffer *buf = evbuffer_new();
-	if (buf == NULL || gw_metrics_render(buf, &s->front, s->reg, s->pool, s->listen, s->cfg) != 0 ||
-	    gw_metrics_render_logical(buf, s->logical) != 0) {
+	if (buf == NULL || gw_metrics_render(buf, &s->front, s->reg, s->pool, s->listen, s->logical, s->cfg) != 0) {
 		if (buf) evbuffer_free(buf);
 		reply_error(s, req, GW_ROUTE_METRICS, rid, GW_ERR_UNAVAILABLE, NULL, 0);
 		return;

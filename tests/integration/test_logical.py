@@ -102,6 +102,7 @@ def test_a_held_request_is_woken_through_the_slot_within_a_second_with_no_trigge
     assert m.value("pollgate_wakes_total", cause="notify") >= 1
     assert m.value("pollgate_wakes_total", cause="safety_net") == 0
     assert m.value("pollgate_logical_up") == 1 and m.value("pollgate_logical_messages_total") > 0
+    assert m.value("pollgate_listen_up") == 1  # the hint session's gauge follows the stream
     assert m.value("pollgate_logical_mapped_tables", kind="run") == 1
 
 
@@ -253,6 +254,7 @@ def test_readyz_is_503_while_the_stream_is_down(gateway, world, db, pg):
         assert r.status == 503
         m = gw.metrics()
         assert m.value("pollgate_logical_up") == 0 and m.value("pollgate_db_connections") >= 1
+        assert m.value("pollgate_listen_up") == 0  # what PollgateListenDown alerts on
     finally:
         blocker.rollback()
     wait_for(lambda: gw.get("/readyz").status == 200, timeout=20, what="/readyz 200 again")
