@@ -43,6 +43,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS pollgate_hint_map_entry ON pollgate_hint_map (
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'pollgate') THEN
+        -- Under wal_level = replica this warns that nothing will be published: true, and harmless with
+        -- hint_source = notify; the gateway says what to set when hint_source = logical needs it.
+        PERFORM set_config('client_min_messages', 'error', true);
         CREATE PUBLICATION pollgate WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true);
     END IF;
 END;

@@ -388,3 +388,24 @@ def test_every_commit_reaches_its_waiters_even_when_streamed_before_it_is_visibl
             set_run(db, i, summary_counts={"end": True})
         for t in threads:
             t.join(15)
+
+
+def test_grant_sql_with_logical_gives_the_role_what_the_slot_needs(gateway, world, db, pg):
+    from helpers import GRANT_SQL
+    role = "pollgate_grant_logical_test"
+    try:
+        pg.psql_file(GRANT_SQL, variables={"role": role})
+        with db.cursor() as cur:
+            cur.execute("SELECT rolreplication FROM pg_roles WHERE rolname = %s", (role,))
+            assert cur.fetchone() == (False,)  # only when asked
+        pg.psql_file(GRANT_SQL, variables={"role": role, "logical": "1"})
+        with db.cursor() as cur:
+            cur.execute("SELECT rolreplication, has_table_privilege(%s, 'pollgate_hint_map', 'SELECT'), "
+                        "has_table_privilege(%s, 'operation_runs', 'UPDATE') FROM pg_roles WHERE rolname = %s",
+                        (role, role, role))
+            assert cur.fetchone() == (True, True, False)
+        gw = gateway(hint_source="logical", database=f"postgresql://{role}@{pg.host}:{pg.port}/{pg.dbname}")
+        assert gw.metrics().value("pollgate_logical_up") == 1
+        gw.stop()
+    finally:
+        pg.psql(f"DROP OWNED BY {role}; DROP ROLE IF EXISTS {role}")
