@@ -4,6 +4,7 @@
     make bench-triggers
     /usr/bin/python3 bench/triggers_bench.py [--seconds 10] [--clients 1,8,32] [--rows 10000]
                                              [--sources none,notify,logical] [--synchronous-commit on|off]
+                                             [--repeat 1]
                                              [--database URI] [--json PATH]
 
 pgbench updates one random operation_runs row per transaction, changing a served column (summary_counts),
@@ -46,6 +47,7 @@ import re
 import select
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -274,6 +276,9 @@ def main():
     ap.add_argument("--clients", default=env_default("BENCH_TRIGGERS_CLIENTS", "1,8,32"))
     ap.add_argument("--sources", default=env_default("BENCH_TRIGGERS_SOURCES", "none,notify,logical"))
     ap.add_argument("--rows", type=int, default=10000)
+    ap.add_argument("--repeat", type=int, default=int(env_default("BENCH_TRIGGERS_REPEAT", "1")),
+                    help="measure each point this many times, interleaved with the other sources; the table "
+                         "shows the median (a shared machine drifts)")
     ap.add_argument("--synchronous-commit", choices=("on", "off"), default=env_default("BENCH_TRIGGERS_SYNC", "on"),
                     help="synchronous_commit of pgbench's sessions (default on, PostgreSQL's default)")
     ap.add_argument("--database", help="a superuser conninfo/URI of an existing server (default: a throwaway "
@@ -329,36 +334,39 @@ def main():
               f"{args.rows} rows; PostgreSQL {settings['server_version']} fsync={settings['fsync']} "
               f"synchronous_commit={args.synchronous_commit} (pgbench sessions)", flush=True)
         for c in clients:
-            for s in sources:
-                src = SOURCES[s]
-                src["setup"](bconn)
-                exec_sql(bconn, "VACUUM operation_runs")
-                exec_sql(bconn, "CHECKPOINT")
-                listener = Listener(target) if src["listen"] else None
-                if listener:
-                    listener.start()
-                gw = LogicalGateway(target) if src.get("gateway") else None
-                decoded = None
-                try:
-                    tps, failed = run_pgbench(bindir, target, script, c, args.seconds, args.rows,
-                                              args.synchronous_commit)
-                finally:
+            for rep in range(max(1, args.repeat)):
+                for s in sources:
+                    src = SOURCES[s]
+                    src["setup"](bconn)
+                    exec_sql(bconn, "VACUUM operation_runs")
+                    exec_sql(bconn, "CHECKPOINT")
+                    listener = Listener(target) if src["listen"] else None
                     if listener:
-                        listener.stop()
+                        listener.start()
+                    gw = LogicalGateway(target) if src.get("gateway") else None
+                    decoded = None
+                    try:
+                        tps, failed = run_pgbench(bindir, target, script, c, args.seconds, args.rows,
+                                                  args.synchronous_commit)
+                    finally:
+                        if listener:
+                            listener.stop()
+                        if gw:
+                            # Let it catch up with the stream (bounded), then count what it decoded.
+                            t_end = time.monotonic() + 10
+                            while time.monotonic() < t_end and (gw.metric("pollgate_logical_lag_bytes") or 0) > 0:
+                                time.sleep(0.1)
+                            decoded = gw.stop()
+                        src["teardown"](bconn)
+                    point = results.setdefault(str(c), {}).setdefault(s, {"tps_runs": [], "failed": 0})
+                    point["tps_runs"].append(round(tps, 1))
+                    point["tps"] = round(statistics.median(point["tps_runs"]), 1)
+                    point["failed"] += failed
+                    if listener:
+                        point["notifications_received"] = point.get("notifications_received", 0) + listener.received
                     if gw:
-                        # Let it catch up with the stream (bounded), then count what it decoded.
-                        t_end = time.monotonic() + 10
-                        while time.monotonic() < t_end and (gw.metric("pollgate_logical_lag_bytes") or 0) > 0:
-                            time.sleep(0.1)
-                        decoded = gw.stop()
-                    src["teardown"](bconn)
-                point = {"tps": round(tps, 1), "failed": failed}
-                if listener:
-                    point["notifications_received"] = listener.received
-                if gw:
-                    point["transactions_decoded"] = decoded
-                results.setdefault(str(c), {})[s] = point
-                print(f"  clients={c:<3} {s:<8} {tps:10.1f} tps", flush=True)
+                        point["transactions_decoded"] = point.get("transactions_decoded", 0) + decoded
+                    print(f"  clients={c:<3} {s:<8} {tps:10.1f} tps", flush=True)
         bconn.close()
         shutil.rmtree(script_dir, ignore_errors=True)
         if args.database:
@@ -390,6 +398,7 @@ def main():
         "what": "pgbench: one UPDATE of a random operation_runs row (summary_counts) per transaction",
         "seconds_per_point": args.seconds,
         "rows": args.rows,
+        "repeat": args.repeat,
         "clients": clients,
         "sources": {s: SOURCES[s]["what"] for s in sources},
         "server": settings,
