@@ -9,6 +9,8 @@
 #   make test-browser     web/pollgate.js and the demo page in the system Chromium (also the last step of make test)
 #   make bench-triggers   what the hint triggers cost the application's writes (pgbench; build/bench-triggers.json)
 #   make bench-hints      wake latency, hint_source = logical against notify in one run (build/bench-hints.json)
+#   make test-scale       several gateways behind HAProxy and nginx: failover, rolling restart (tests/scale/)
+#   make bench-scale      what 1, 2, 4, 8 gateways cost PostgreSQL with 10,000 clients (bench/scale_cost.py)
 #   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
 #   make install [PREFIX=/usr/local] [sysconfdir=/etc] [DESTDIR=]   the binary, config, SQL, client, man, unit
 #   make uninstall        the same files (a config that was edited stays)
@@ -145,6 +147,22 @@ bench-triggers: deps pollgate
 .PHONY: bench-hints
 bench-hints: deps pollgate
 	/usr/bin/python3 bench/hint_latency.py $(BENCH_HINTS_ARGS)
+
+# make test-scale: three gateways on one PostgreSQL behind the shipped HAProxy and nginx configs, with
+# thousands of browser-like clients: failover (kill -9), rolling restart, NOTIFY and revocation on every
+# instance, ETags across instances (tests/scale/, docs/scale-out.md). The release binary: the load is the
+# point, and the sanitizer build runs the same code paths in make test.
+.PHONY: test-scale
+test-scale: pollgate
+	POLLGATE_BIN=$${POLLGATE_BIN:-$(CURDIR)/pollgate} PYTHONDONTWRITEBYTECODE=1 \
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider -rfE tests/scale $(SCALE_ARGS)
+
+# make bench-scale: what N gateways cost PostgreSQL (statements/s, connections) with 10,000 clients on 100
+# runs changing every second, for N = 1, 2, 4, 8, against short-polling (bench/scale_cost.py). Writes
+# build/bench-scale.json.
+.PHONY: bench-scale
+bench-scale: pollgate
+	/usr/bin/python3 bench/scale_cost.py $(BENCH_ARGS)
 
 build/write_floor: bench/write_floor.c
 	@mkdir -p build

@@ -73,6 +73,19 @@ bool auth_token_fresh(const auth_token *t, int64_t now_ms, int64_t now_us, int64
 	return true;
 }
 
+auth_trust auth_token_trust(const auth_token *t, int64_t now_ms, int64_t now_us, int64_t ttl_ms)
+{
+	if (auth_token_fresh(t, now_ms, now_us, ttl_ms)) return AUTH_TRUST_FRESH;
+	if (t->state == AUTH_TOKEN_INVALID) return AUTH_TRUST_DEAD;
+	if (t->expires_at_us != AUTH_NEVER && t->expires_at_us <= now_us) return AUTH_TRUST_DEAD;
+	return AUTH_TRUST_RECHECK;
+}
+
+bool auth_token_checked_since(const auth_token *t, int64_t since_ms)
+{
+	return t->state == AUTH_TOKEN_VALID && t->checked_ms >= since_ms;
+}
+
 void auth_token_set(auth_cache *c, auth_token *t, bool found, int64_t user_id, int64_t expires_at_us,
                     int64_t checked_ms)
 {

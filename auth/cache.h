@@ -58,6 +58,20 @@ auth_token *auth_cache_find(auth_cache *c, const uint8_t hash[AUTH_HASH_LEN]);
  * is fresh until its exp whatever ttl_ms says: its signature, not a row, vouches for it.) */
 bool auth_token_fresh(const auth_token *t, int64_t now_ms, int64_t now_us, int64_t ttl_ms);
 
+/* What a request already admitted on this entry may be given now (a held request owed new state):
+ *   AUTH_TRUST_FRESH    the entry is fresh (auth_token_fresh): answer with new state;
+ *   AUTH_TRUST_DEAD     found invalid, or past its own expiry: 401, no lookup can change that;
+ *   AUTH_TRUST_RECHECK  anything else (checked longer than ttl_ms ago, a lookup in flight or failed):
+ *                       look it up again first.
+ * Freshness itself is decided by auth_token_fresh alone, so an entry that needs no lookup (one verified
+ * locally, valid until its expiry) only has to say so there. */
+typedef enum { AUTH_TRUST_FRESH, AUTH_TRUST_RECHECK, AUTH_TRUST_DEAD } auth_trust;
+auth_trust auth_token_trust(const auth_token *t, int64_t now_ms, int64_t now_us, int64_t ttl_ms);
+
+/* Was the entry found valid by a lookup sent at or after since_ms (and not made stale since)? A request
+ * that asked for a re-check at since_ms may rely on that lookup whatever the ttl. */
+bool auth_token_checked_since(const auth_token *t, int64_t since_ms);
+
 /* Record a finished lookup: found (user, expiry) or not. Moves the entry to the young end. */
 void auth_token_set(auth_cache *c, auth_token *t, bool found, int64_t user_id, int64_t expires_at_us,
                     int64_t checked_ms);

@@ -2,9 +2,12 @@
  * db/queries.c — see queries.h.
  *
  * Timestamps travel as whole microseconds since the epoch, so the gateway formats them itself (UTC, RFC
- * 3339) whatever the session's TimeZone or DateStyle. JSON columns travel as their text. The entitled
- * users come back as a bigint array literal. Each statement reads one resource per row through
- * unnest($1, $2), so the work is linear in the number of (resource, user) pairs asked about.
+ * 3339) whatever the session's TimeZone or DateStyle; an infinite one travels as NULL. JSON columns
+ * travel as their text. The entitled users come back as a bigint array literal. Each statement reads one
+ * resource per row through unnest($1, $2, $3), so the work is linear in the number of (resource, user)
+ * pairs asked about. The entitled users are worked out in a LATERAL subquery, and the row is filtered on
+ * them before the select list is evaluated: a row nobody named may see is never detoasted, converted or
+ * sent.
  */
 #include "db/queries.h"
 
@@ -14,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define US(col) "(extract(epoch from " col ") * 1000000)::bigint"
+/* Microseconds since the epoch; NULL for NULL and for +/-infinity, which have no such value (casting
+ * them would fail the whole statement, and with it every resource batched with that row). */
+#define US(col) "(CASE WHEN isfinite(" col ") THEN (extract(epoch from " col ") * 1000000)::bigint END)"
 
 /* Entitlement for runs (fixed-points.md): a member of the run's workspace and, when the run has a tenant,
  * a tenant member of that tenant — and the tenant must belong to the run's workspace. */
@@ -23,14 +28,16 @@ const char db_sql_runs[] =
 	" r.summary_counts::text, r.failure_summary::text,"
 	" " US("r.created_at") ", " US("r.started_at") ", " US("r.completed_at") ","
 	" " US("statement_timestamp()") ","
-	" ARRAY(SELECT u FROM unnest(q.users::bigint[]) AS u"
+	" e.users::text"
+	" FROM unnest($1::bigint[], $2::text[], $3::bool[]) AS q(id, users, keep)"
+	" JOIN operation_runs r ON r.id = q.id"
+	" CROSS JOIN LATERAL (SELECT ARRAY(SELECT u FROM unnest(q.users::bigint[]) AS u"
 	"  WHERE EXISTS (SELECT 1 FROM workspace_memberships wm"
 	"                 WHERE wm.workspace_id = r.workspace_id AND wm.user_id = u)"
 	"    AND (r.tenant_id IS NULL OR EXISTS (SELECT 1 FROM tenants t"
 	"          JOIN tenant_memberships tm ON tm.tenant_id = t.id"
-	"          WHERE t.id = r.tenant_id AND t.workspace_id = r.workspace_id AND tm.user_id = u)))::text"
-	" FROM unnest($1::bigint[], $2::text[]) AS q(id, users)"
-	" JOIN operation_runs r ON r.id = q.id";
+	"          WHERE t.id = r.tenant_id AND t.workspace_id = r.workspace_id AND tm.user_id = u))) AS users) e"
+	" WHERE q.keep OR cardinality(e.users) > 0";
 
 /* Entitlement for a tenant's review pack: a member of the tenant's workspace whose tenant membership role
  * holds the capability review_packs.view. The latest pack is the highest created_at, then id. */
@@ -38,16 +45,18 @@ const char db_sql_packs[] =
 	"SELECT t.id, p.id, p.workspace_id, p.operation_run_id, p.status,"
 	" " US("p.generated_at") ", " US("p.expires_at") ", p.file_size,"
 	" " US("p.created_at") ", " US("p.updated_at") ", " US("statement_timestamp()") ","
-	" ARRAY(SELECT u FROM unnest(q.users::bigint[]) AS u"
+	" e.users::text"
+	" FROM unnest($1::bigint[], $2::text[], $3::bool[]) AS q(id, users, keep)"
+	" JOIN tenants t ON t.id = q.id"
+	" CROSS JOIN LATERAL (SELECT ARRAY(SELECT u FROM unnest(q.users::bigint[]) AS u"
 	"  WHERE EXISTS (SELECT 1 FROM workspace_memberships wm"
 	"                 WHERE wm.workspace_id = t.workspace_id AND wm.user_id = u)"
 	"    AND EXISTS (SELECT 1 FROM tenant_memberships tm"
 	"          JOIN role_capabilities rc ON rc.role = tm.role AND rc.capability = 'review_packs.view'"
-	"          WHERE tm.tenant_id = t.id AND tm.user_id = u))::text"
-	" FROM unnest($1::bigint[], $2::text[]) AS q(id, users)"
-	" JOIN tenants t ON t.id = q.id"
+	"          WHERE tm.tenant_id = t.id AND tm.user_id = u)) AS users) e"
 	" LEFT JOIN LATERAL (SELECT * FROM review_packs rp WHERE rp.tenant_id = t.id"
-	"                    ORDER BY rp.created_at DESC NULLS LAST, rp.id DESC LIMIT 1) p ON true";
+	"                    ORDER BY rp.created_at DESC NULLS LAST, rp.id DESC LIMIT 1) p ON true"
+	" WHERE q.keep OR cardinality(e.users) > 0";
 
 const char db_sql_tokens[] =
 	"SELECT encode(a.token_sha256, 'hex'), a.user_id, " US("a.expires_at") " FROM access_tokens a"
@@ -65,6 +74,7 @@ void db_batch_params_fini(db_batch_params *p)
 {
 	free(p->ids);
 	free(p->users);
+	free(p->keep);
 	memset(p, 0, sizeof *p);
 }
 
@@ -84,7 +94,7 @@ static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 	return 0;
 }
 
-int db_batch_params_add(db_batch_params *p, int64_t id, const int64_t *users, size_t n_users)
+int db_batch_params_add(db_batch_params *p, int64_t id, const int64_t *users, size_t n_users, bool keep)
 {
 	char num[32];
 	int n;
@@ -100,6 +110,8 @@ int db_batch_params_add(db_batch_params *p, int64_t id, const int64_t *users, si
 		if (append(&p->users, &p->users_len, &p->users_cap, num, (size_t)n) != 0) return -1;
 	}
 	if (append(&p->users, &p->users_len, &p->users_cap, "}\"", 2) != 0) return -1;
+	if (append(&p->keep, &p->keep_len, &p->keep_cap, p->count ? (keep ? ",t" : ",f") : (keep ? "{t" : "{f"), 2) != 0)
+		return -1;
 	p->count++;
 	return 0;
 }
@@ -109,8 +121,10 @@ int db_batch_params_finish(db_batch_params *p)
 	if (p->count == 0) {
 		if (append(&p->ids, &p->ids_len, &p->ids_cap, "{", 1) != 0) return -1;
 		if (append(&p->users, &p->users_len, &p->users_cap, "{", 1) != 0) return -1;
+		if (append(&p->keep, &p->keep_len, &p->keep_cap, "{", 1) != 0) return -1;
 	}
 	if (append(&p->ids, &p->ids_len, &p->ids_cap, "}", 1) != 0) return -1;
+	if (append(&p->keep, &p->keep_len, &p->keep_cap, "}", 1) != 0) return -1;
 	return append(&p->users, &p->users_len, &p->users_cap, "}", 1);
 }
 

@@ -3,11 +3,19 @@
  *
  * Three statements, each batched: one query answers any number of resources (or tokens), however many
  * browsers wait on them. Entitlement is decided in the same statement as the read, for the users the
- * caller names per resource, so a forbidden resource costs exactly what a missing one costs.
+ * caller names per resource, and before the row's payload is read: a resource none of the named users
+ * may see comes back as no row at all, exactly like a missing one, unless the caller keeps it (it has
+ * requests of users already found entitled, whose verdict it still trusts). So a forbidden resource costs
+ * what a missing one costs, and nothing of it reaches the gateway to be parsed, rendered or kept.
  *
- *   runs:   $1 bigint[] of run ids, $2 text[] of user-id arrays (one "{u1,u2}" per run id)
- *   packs:  $1 bigint[] of tenant ids, $2 text[] of user-id arrays
+ *   runs:   $1 bigint[] of run ids, $2 text[] of user-id arrays (one "{u1,u2}" per run id),
+ *           $3 bool[]: keep the row whoever of the named users is entitled
+ *   packs:  $1 bigint[] of tenant ids, $2 text[] of user-id arrays, $3 bool[] (as for runs)
  *   tokens: $1 text[] of hex SHA-256 token hashes
+ *
+ * A timestamp PostgreSQL stores as infinity or -infinity has no microsecond value: it comes back as NULL
+ * (for a token's expires_at: never expires; -infinity never passes the expiry filter), so one such row
+ * never fails the batch it is read in.
  *
  * Rows are parsed into plain structs whose strings point into the PGresult (borrowed: valid while the
  * result is). Every field is validated: a row that does not parse is reported, never half-used.
@@ -27,20 +35,22 @@ extern const char db_sql_runs[];
 extern const char db_sql_packs[];
 extern const char db_sql_tokens[];
 
-/* A growing pair of array literals for $1/$2: ids "{1,2}" and users {"{5,6}","{7}"}. */
+/* Growing array literals for $1/$2/$3: ids "{1,2}", users {"{5,6}","{7}"} and keep "{t,f}". */
 typedef struct db_batch_params {
 	char *ids;   /* owned, NUL-terminated */
 	char *users; /* owned, NUL-terminated */
-	size_t ids_len, ids_cap, users_len, users_cap;
+	char *keep;  /* owned, NUL-terminated */
+	size_t ids_len, ids_cap, users_len, users_cap, keep_len, keep_cap;
 	size_t count;
 } db_batch_params;
 
 void db_batch_params_init(db_batch_params *p);
 void db_batch_params_fini(db_batch_params *p);
-/* Add one resource id and the users to check for it. Returns 0, or -1 on allocation failure. */
-int db_batch_params_add(db_batch_params *p, int64_t id, const int64_t *users, size_t n_users)
+/* Add one resource id and the users to check for it; `keep`: return its row even when none of them is
+ * entitled (the caller has entitled requests on it already). Returns 0, or -1 on allocation failure. */
+int db_batch_params_add(db_batch_params *p, int64_t id, const int64_t *users, size_t n_users, bool keep)
 	__attribute__((warn_unused_result));
-/* Close the literals; returns 0 or -1. After this, ids/users are the two parameter strings. */
+/* Close the literals; returns 0 or -1. After this, ids/users/keep are the three parameter strings. */
 int db_batch_params_finish(db_batch_params *p) __attribute__((warn_unused_result));
 
 typedef struct db_run_row {

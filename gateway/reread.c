@@ -8,6 +8,12 @@
  * waiters whose version changed are answered, pending ones are decided, terminal watches close.
  * A failed read answers nobody with an error who is held; pending requests that cannot be decided get
  * 503. A watch is never in two batches at once.
+ *
+ * A read names per watch the users whose verdict it must check, and says whether to keep the row anyway
+ * (some request on it comes from a user whose verdict is still trusted). A row nobody it names may see,
+ * and nobody needs, does not come back: it is missing, and nothing of it is kept.
+ * A token re-check that fails is retried every second while requests still use the token; one that
+ * straddled a LISTEN reconnect is not trusted past the moment it returns.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,6 +29,8 @@
 #include "gateway/watch-internal.h"
 
 typedef struct read_batch {
+	TAILQ_ENTRY(read_batch) link; /* in reg->batches from send to result */
+	bool linked;
 	gw_registry *reg;
 	gw_kind kind; /* or GW_KINDS for a token batch */
 	uint64_t seq;
@@ -39,6 +47,7 @@ typedef struct read_batch {
 static void batch_free(read_batch *b)
 {
 	if (b == NULL) return;
+	if (b->linked) TAILQ_REMOVE(&b->reg->batches, b, link);
 	db_batch_params_fini(&b->params);
 	free(b->watches);
 	free(b->tokens);
@@ -107,6 +116,7 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 		next = LIST_NEXT(s, link);
 		if (s->ent == ENT_DENIED || w->have != HAVE_ROW) gw_sub_answer_denied(r, s);
 		else if (changed) gw_sub_answer_changed(r, s); /* answered a slice at a time */
+		else if (s->n_owed) gw_sub_answer_owed(r, s, NULL); /* their verdict was re-read for them */
 		gw_sub_process(s, PS_READ, b->seq);
 		if (gw_sub_idle(s) && (s->ent == ENT_DENIED || !gw_sub_fresh(r, s, now))) gw_sub_free(r, s);
 	}
@@ -225,10 +235,12 @@ static void on_token_result(void *arg, const PGresult *res, const char *err)
 		log_warn("token lookup failed tokens=%zu error=%s", b->n, CM_Q(err ? err : "?"));
 		for (size_t i = 0; i < b->n; i++) {
 			/* A re-check that failed keeps the token's last verdict (held requests are not answered
-			 * with an error); it is looked up again on its next use. */
+			 * with an error) but not its age: it stays stale, so no new state goes out on it, and it is
+			 * looked up again in a second while requests still use it. */
 			auth_token *t = b->tokens[i];
 			t->state = t->user_id ? AUTH_TOKEN_VALID : AUTH_TOKEN_NEW;
 			gw_token_resolved(r, t, true);
+			if (t->users > 0) gw_token_retry(r, t);
 		}
 		batch_free(b);
 		gw_schedule_flush(r);
@@ -244,9 +256,20 @@ static void on_token_result(void *arg, const PGresult *res, const char *err)
 		}
 		auth_token *t = auth_cache_find(r->tokens, row.hash);
 		if (t == NULL || t->state != AUTH_TOKEN_LOOKING) continue;
+		int64_t was_user = t->user_id;
 		auth_token_set(r->tokens, t, true, row.user_id, row.expires_at == DB_NULL ? AUTH_NEVER : row.expires_at,
 		               b->sent_ms);
+		/* The row now names another user: requests held as the old one lose it. */
+		if (was_user > 0 && was_user != row.user_id && t->users > 0) gw_token_revoked(r, t, was_user);
 		gw_token_resolved(r, t, false);
+		if (b->epoch != r->epoch) {
+			/* Sent before a LISTEN reconnect (or loss): a revocation hint may have been lost since. New
+			 * requests may use it (it was live when read); held ones wait for a lookup sent after. */
+			t->checked_ms = INT64_MIN / 2;
+			if (t->users > 0) gw_token_recheck(r, t);
+		} else {
+			gw_token_verified(r, t);
+		}
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		auth_token *t = b->tokens[i];
@@ -276,7 +299,10 @@ static void send_token_batch(gw_registry *r)
 		return;
 	}
 	b->reg = r;
+	b->linked = true;
+	TAILQ_INSERT_TAIL(&r->batches, b, link);
 	b->kind = GW_KINDS;
+	b->epoch = r->epoch;
 	b->sent_ms = cm_mono_ms();
 	db_batch_params_init(&b->params);
 	while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL && b->n < cap) {
@@ -322,6 +348,8 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 		return;
 	}
 	b->reg = r;
+	b->linked = true;
+	TAILQ_INSERT_TAIL(&r->batches, b, link);
 	b->kind = kind;
 	b->seq = ++r->batch_seq;
 	b->epoch = r->epoch;
@@ -331,9 +359,14 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 		next = TAILQ_NEXT(w, dirty_link);
 		if (w->in_flight) continue; /* read again when the one in flight returns */
 		size_t nu = 0;
+		bool keep = false;
 		gw_sub *s;
 		LIST_FOREACH(s, &w->subs, link) {
-			if (gw_sub_fresh(r, s, now) && s->ent == ENT_ENTITLED) continue;
+			if (gw_sub_fresh(r, s, now) && s->ent == ENT_ENTITLED) {
+				/* A trusted verdict needs the row only for requests; an idle one is only a cache. */
+				if (!gw_sub_idle(s)) keep = true;
+				continue;
+			}
 			if (nu == users_cap) {
 				size_t nc = users_cap ? users_cap * 2 : 16;
 				int64_t *nn = realloc(users, nc * sizeof *nn);
@@ -344,9 +377,19 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 			users[nu++] = s->user_id;
 			s->check_seq = b->seq;
 		}
-		if (db_batch_params_add(&b->params, w->id, users, nu) != 0) break;
+		if (nu == 0 && !keep) {
+			/* Nobody to check and no request on it: a cache nobody waits on. Reading it would return
+			 * nothing (no row is kept for nobody); distrust it instead, as a NOTIFY does for an idle one. */
+			TAILQ_REMOVE(&r->dirty[kind], w, dirty_link);
+			w->dirty = false;
+			w->stale = true;
+			gw_watch_maybe_free(w);
+			continue;
+		}
+		if (db_batch_params_add(&b->params, w->id, users, nu, keep) != 0) break;
 		TAILQ_REMOVE(&r->dirty[kind], w, dirty_link);
 		w->dirty = false;
+		w->kept = keep;
 		w->in_flight = true;
 		if (w->wake_cause == CAUSE_NOTIFY) r->st.wakes_notify++;
 		else if (w->wake_cause == CAUSE_SAFETY) r->st.wakes_safety++;
@@ -370,8 +413,8 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 		on_kind_result(b, NULL, "out of memory");
 		return;
 	}
-	const char *params[2] = {b->params.ids, b->params.users};
-	if (db_pool_query(r->pool, kind == GW_RUN ? db_sql_runs : db_sql_packs, 2, params, on_kind_result, b) != 0)
+	const char *params[3] = {b->params.ids, b->params.users, b->params.keep};
+	if (db_pool_query(r->pool, kind == GW_RUN ? db_sql_runs : db_sql_packs, 3, params, on_kind_result, b) != 0)
 		on_kind_result(b, NULL, "database unavailable");
 }
 
@@ -423,6 +466,44 @@ void gw_schedule_flush(gw_registry *r)
 		r->flush_scheduled = true;
 		event_active(r->flush_ev, EV_TIMEOUT, 0);
 	}
+}
+
+void gw_free_batches(gw_registry *r)
+{
+	read_batch *b;
+	while ((b = TAILQ_FIRST(&r->batches)) != NULL) batch_free(b);
+}
+
+void gw_token_recheck(gw_registry *r, auth_token *t)
+{
+	if (t->in_batch || t->state == AUTH_TOKEN_LOOKING) return;
+	if (auth_token_trust(t, cm_mono_ms(), cm_wall_us(), r->cfg->auth_cache_ttl_ms) != AUTH_TRUST_RECHECK) return;
+	t->in_batch = true;
+	TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
+	gw_schedule_flush(r);
+}
+
+void gw_token_retry(gw_registry *r, auth_token *t)
+{
+	static const struct timeval one = {1, 0};
+	if (t->in_batch || t->state == AUTH_TOKEN_LOOKING) return;
+	t->in_batch = true;
+	TAILQ_INSERT_TAIL(&r->token_retry, t, batch_link);
+	if (!evtimer_pending(r->token_retry_ev, NULL)) evtimer_add(r->token_retry_ev, &one);
+}
+
+void gw_on_token_retry(evutil_socket_t fd, short what, void *arg)
+{
+	gw_registry *r = arg;
+	auth_token *t;
+	(void)fd;
+	(void)what;
+	/* Still in_batch: they go out with the next flush like any lookup. */
+	while ((t = TAILQ_FIRST(&r->token_retry)) != NULL) {
+		TAILQ_REMOVE(&r->token_retry, t, batch_link);
+		TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
+	}
+	gw_schedule_flush(r);
 }
 
 void gw_schedule_flush_soon(gw_registry *r)

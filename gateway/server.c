@@ -574,6 +574,8 @@ gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *
 	return s;
 }
 
+#define GW_LISTEN_BACKLOG 65535
+
 int gw_server_bind(gw_server *s)
 {
 	const conf *c = s->cfg;
@@ -583,6 +585,12 @@ int gw_server_bind(gw_server *s)
 		return -1;
 	}
 	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(s->bound), on_accept_error);
+	/* evhttp listens with a backlog of 128. When another gateway behind the same proxy drains or dies, its
+	 * browsers' re-polls arrive here as a burst of new connections within milliseconds; past the backlog
+	 * the kernel drops their SYNs and they retry only 1, 3, 7 s later (a late answer, or the proxy's
+	 * connect timeout). Ask for the most the kernel allows: it caps the value at net.core.somaxconn. */
+	if (listen(evhttp_bound_socket_get_fd(s->bound), GW_LISTEN_BACKLOG) != 0)
+		log_warn("listen backlog not raised listen=%s error=\"%s\"", c->listen, strerror(errno));
 	return 0;
 }
 

@@ -31,6 +31,8 @@ typedef struct gw_watch {
 	bool dirty;     /* in the dirty list of its kind */
 	bool in_flight; /* part of a read in flight */
 	bool retry_on_up; /* its last read found no database connection: read again when one comes up */
+	bool kept;        /* its last read asked for the row whoever it named was entitled: an absent row is
+	                   * then missing for everyone; otherwise only for the users it named */
 	int wake_cause; /* what made it dirty: for metrics */
 	int64_t notified_ms; /* when a NOTIFY marked it dirty (for the wake latency histogram), or 0 */
 	TAILQ_ENTRY(gw_watch) dirty_link;
@@ -57,6 +59,7 @@ typedef struct gw_sub {
 	TAILQ_HEAD(, gw_waiter) answering; /* held waiters due a 200, answered a slice at a time */
 	TAILQ_ENTRY(gw_sub) answer_link;   /* in the registry's answer queue while answering is not empty */
 	bool in_answer_q;
+	unsigned n_owed; /* held waiters owed new state (gw_waiter.owed) */
 } gw_sub;
 
 /* One user's subs across all watches, so an access change touches only that user's. */
@@ -88,6 +91,10 @@ struct gw_registry {
 	struct event *answer_ev;       /* answers the next slice of answer_q */
 	TAILQ_HEAD(, gw_watch) dirty[GW_KINDS];
 	TAILQ_HEAD(, auth_token) token_dirty;
+	TAILQ_HEAD(, auth_token) token_retry; /* re-checks that failed, looked up again by token_retry_ev */
+	TAILQ_HEAD(, read_batch) batches;     /* reads in flight: the pool drops them unanswered at exit */
+	struct event *token_retry_ev;
+	uint64_t n_owed; /* held waiters owed new state, all subs */
 	struct event *flush_ev;      /* the flush, deferred to the end of this loop iteration */
 	struct event *flush_soon_ev; /* the flush, a few milliseconds later (safety-net ticks) */
 	struct event *sweep_ev;
@@ -126,6 +133,15 @@ void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
 void gw_token_resolved(gw_registry *r, auth_token *t, bool failed);
 /* A re-check found the token of held requests revoked or expired: answer them 401. */
 void gw_token_revoked(gw_registry *r, auth_token *t, int64_t user_id);
+/* Look a token already in use up again with the next flush — only when auth_token_trust says it needs a
+ * lookup (RECHECK): a fresh one needs none, a dead one (revoked, expired; an expired JWT) has no row that
+ * could revive it. */
+void gw_token_recheck(gw_registry *r, auth_token *t);
+/* A re-check found the token live: its held waiters owed new state are answered (their sub's verdict is
+ * re-read first when it is no longer fresh). */
+void gw_token_verified(gw_registry *r, auth_token *t);
+/* A re-check failed: look the token up again in a second while requests still use it. */
+void gw_token_retry(gw_registry *r, auth_token *t);
 
 /* A wake answers at most this many waiters per loop iteration, so the first answers are written while
  * later ones are still to be built, and a wake of 100,000 never holds 100,000 built answers at once. */
@@ -134,6 +150,8 @@ void gw_token_revoked(gw_registry *r, auth_token *t, int64_t user_id);
 void gw_sub_answer_changed(gw_registry *r, gw_sub *s);
 /* The sub lost access (or its resource is gone): answer its held and queued waiters 404 now. */
 void gw_sub_answer_denied(gw_registry *r, gw_sub *s);
+/* Queue the sub's held waiters owed new state (of token t only, unless t is NULL) for the next slices. */
+void gw_sub_answer_owed(gw_registry *r, gw_sub *s, const auth_token *t);
 /* The answer event's callback: one slice. */
 void gw_on_answer_slice(evutil_socket_t fd, short what, void *arg);
 /* Call fn on every watch (fn may free the watch it is given). */
@@ -145,5 +163,9 @@ gw_user *gw_user_find(gw_registry *r, int64_t user_id);
 void gw_schedule_flush(gw_registry *r);
 void gw_schedule_flush_soon(gw_registry *r);
 void gw_on_flush(evutil_socket_t fd, short what, void *arg);
+/* The token retry timer's callback: failed re-checks go out again. */
+void gw_on_token_retry(evutil_socket_t fd, short what, void *arg);
+/* Free the reads still in flight (at exit, after the last answer; their callbacks never run). */
+void gw_free_batches(gw_registry *r);
 
 #endif

@@ -148,6 +148,11 @@ static void waiter_detach(gw_registry *r, gw_waiter *w)
 	case GW_W_ANSWERING:
 		if (w->state == GW_W_HELD) TAILQ_REMOVE(&s->held, w, link);
 		else TAILQ_REMOVE(&s->answering, w, link);
+		if (w->owed) {
+			w->owed = false;
+			s->n_owed--;
+			r->n_owed--;
+		}
 		s->w->n_held--;
 		r->st.held[w->kind]--;
 		s->user->held--;
@@ -169,6 +174,9 @@ static void waiter_detach(gw_registry *r, gw_waiter *w)
 /* Answer and free a waiter. `what` is the status; for 200/304 the watch's view is used. */
 void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
 {
+	/* A waiter owed new state that could not be given it (its token could not be checked again in time)
+	 * is never told "unchanged": a 304 would carry the new ETag without the state. It asks again. */
+	if (code == 304 && w->owed) code = 503;
 	struct evhttp_request *req = w->req;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	unsigned flags = r->draining ? GW_REPLY_CLOSE : 0;
@@ -590,8 +598,8 @@ static void decide(gw_registry *r, gw_sub *s, gw_waiter *w)
 		gw_waiter_finish(r, w, 404, NULL);
 		return;
 	}
-	if (t->expires_at_us != AUTH_NEVER && t->expires_at_us <= cm_wall_us()) {
-		gw_waiter_finish(r, w, 401, NULL);
+	if (auth_token_trust(t, cm_mono_ms(), cm_wall_us(), r->cfg->auth_cache_ttl_ms) == AUTH_TRUST_DEAD) {
+		gw_waiter_finish(r, w, 401, NULL); /* expired, or found revoked while this request waited */
 		return;
 	}
 	if (!client_matches(w, wt->view.etag)) {
@@ -606,7 +614,8 @@ static void decide(gw_registry *r, gw_sub *s, gw_waiter *w)
 }
 
 /* How a sub's pending waiters are decided:
- *   PS_READ    right after a read of the watch (batch `seq`): every waiter is decided on it;
+ *   PS_READ    right after a read of the watch (batch `seq`): every waiter whose user that read named, or
+ *              whose trusted verdict it kept the row for, is decided on it (a sub that came meanwhile reads);
  *   PS_CACHED  a new arrival: only a waiter that the cached view would *hold* (its version is current,
  *              the resource active) or a closed watch's final view is decided from the cache — a hold is
  *              safe because a commit racing it still sends the NOTIFY that wakes it; anything that would
@@ -634,7 +643,11 @@ void gw_sub_process(gw_sub *s, ps_mode mode, uint64_t seq)
 		return;
 	}
 	bool verdict_ok = s->ent == ENT_ENTITLED && (gw_sub_fresh(r, s, cm_mono_ms()) || (mode == PS_READ && s->verdict_seq == seq));
-	if (mode == PS_READ && (verdict_ok || wt->have == HAVE_MISSING)) {
+	/* A row that did not come back is missing only for the users that read named, or for everyone when it
+	 * kept the row: a denied user's read returns no row, which tells nothing about a sub it did not cover
+	 * (one that came, or got a request, while it was in flight). Such a sub reads for itself. */
+	bool covered = wt->have == HAVE_ROW || wt->kept || s->verdict_seq == seq;
+	if (mode == PS_READ && verdict_ok && covered) {
 		/* decide() takes each waiter off the pending list (answered or held). */
 		while ((w = TAILQ_FIRST(&s->pending)) != NULL) decide(r, s, w);
 		return;
@@ -793,6 +806,25 @@ void gw_reg_notify_access(gw_registry *r, int64_t user_id)
 		for (cm_hnode *n = r->subs.buckets[i]; n; n = n->next) distrust_verdict((gw_sub *)(void *)n);
 }
 
+void gw_token_verified(gw_registry *r, auth_token *t)
+{
+	gw_user *u;
+	gw_sub *s, *next;
+	int64_t now = cm_mono_ms();
+	if (r->n_owed == 0 || t->state != AUTH_TOKEN_VALID || (u = gw_user_find(r, t->user_id)) == NULL) return;
+	for (s = LIST_FIRST(&u->subs); s; s = next) {
+		next = LIST_NEXT(s, user_link);
+		if (s->n_owed == 0) continue;
+		if (gw_sub_fresh(r, s, now)) {
+			gw_sub_answer_owed(r, s, t);
+		} else {
+			/* The verdict aged while the token was checked: read it again; the read answers them. */
+			s->checked_ms = INT64_MIN / 2;
+			mark_dirty(s->w, CAUSE_NOTIFY);
+		}
+	}
+}
+
 void gw_for_each_watch(gw_registry *r, void (*fn)(gw_registry *r, gw_watch *w))
 {
 	for (size_t i = 0; i < r->watches.nbuckets; i++) {
@@ -817,6 +849,19 @@ void gw_reg_listen_up(gw_registry *r)
 {
 	r->listen_up = true;
 	r->epoch++;
+	/* Notifications sent while the session was down are lost, access hints too: no token lookup or
+	 * entitlement verdict made before now is trusted any more. Held tokens are looked up again at once (a
+	 * revoked one gets its 401 now), verdicts with the re-read of every held resource below. */
+	auth_cache_invalidate_user(r->tokens, -1);
+	for (size_t i = 0; i < r->subs.nbuckets; i++) {
+		for (cm_hnode *n = r->subs.buckets[i]; n; n = n->next) {
+			gw_sub *s = (gw_sub *)(void *)n;
+			gw_waiter *x;
+			s->checked_ms = INT64_MIN / 2;
+			TAILQ_FOREACH(x, &s->held, link) gw_token_recheck(r, x->token);
+			TAILQ_FOREACH(x, &s->answering, link) gw_token_recheck(r, x->token);
+		}
+	}
 	/* Notifications sent while the session was down are lost: read every held resource again. */
 	gw_for_each_watch(r, reread_after_reconnect);
 }
@@ -876,6 +921,8 @@ gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool
 	r->pool = pool;
 	for (int k = 0; k < GW_KINDS; k++) TAILQ_INIT(&r->dirty[k]);
 	TAILQ_INIT(&r->token_dirty);
+	TAILQ_INIT(&r->token_retry);
+	TAILQ_INIT(&r->batches);
 	if ((r->tokens = auth_cache_new()) == NULL || cm_hmap_init(&r->watches, 1024) != 0 ||
 	    cm_hmap_init(&r->subs, 1024) != 0 || cm_hmap_init(&r->clients, 256) != 0 ||
 	    cm_hmap_init(&r->user_subs, 256) != 0)
@@ -883,6 +930,7 @@ gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool
 	if ((r->flush_ev = event_new(base, -1, 0, gw_on_flush, r)) == NULL) goto err;
 	if ((r->flush_soon_ev = evtimer_new(base, gw_on_flush, r)) == NULL) goto err;
 	if ((r->answer_ev = evtimer_new(base, gw_on_answer_slice, r)) == NULL) goto err;
+	if ((r->token_retry_ev = evtimer_new(base, gw_on_token_retry, r)) == NULL) goto err;
 	TAILQ_INIT(&r->answer_q);
 	if ((r->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, r)) == NULL) goto err;
 	event_add(r->sweep_ev, &one);
@@ -917,6 +965,7 @@ void gw_reg_free(gw_registry *r)
 		gw_for_each_watch(r, free_watch_waiters);
 		gw_for_each_watch(r, free_watch_only);
 	}
+	gw_free_batches(r);
 	if (r->tokens) {
 		/* Waiters still on token lookups. */
 		auth_token *t;
@@ -924,10 +973,15 @@ void gw_reg_free(gw_registry *r)
 			TAILQ_REMOVE(&r->token_dirty, t, batch_link);
 			t->in_batch = false;
 		}
+		while ((t = TAILQ_FIRST(&r->token_retry)) != NULL) {
+			TAILQ_REMOVE(&r->token_retry, t, batch_link);
+			t->in_batch = false;
+		}
 	}
 	if (r->flush_ev) event_free(r->flush_ev);
 	if (r->flush_soon_ev) event_free(r->flush_soon_ev);
 	if (r->answer_ev) event_free(r->answer_ev);
+	if (r->token_retry_ev) event_free(r->token_retry_ev);
 	if (r->sweep_ev) event_free(r->sweep_ev);
 	auth_cache_free(r->tokens);
 	cm_hmap_fini(&r->watches);

@@ -59,6 +59,9 @@ typedef struct gw_waiter {
 	int64_t id;
 	auth_wait auth_link;  /* on token->waiting while GW_W_AUTH */
 	auth_token *token;    /* referenced (token->users) from submit to the answer */
+	bool owed;            /* HELD though its resource changed: owed new state once its token (and verdict)
+	                       * are checked again; never told "unchanged" (answer.c) */
+	int64_t owed_ms;      /* when it last became owed (monotonic), or 0 */
 	struct gw_sub *sub;   /* while GW_W_READ / GW_W_HELD */
 	TAILQ_ENTRY(gw_waiter) link; /* on sub->pending, sub->held or sub->answering */
 	struct gw_counter *client;   /* held-per-client counter while held (per-user: sub->user->held) */

@@ -220,18 +220,6 @@ def test_a_second_stop_signal_during_the_drain_still_answers_everyone_and_exits_
     assert all(r.etag == etag for r in rs)
 
 
-def _sanitizer_build():
-    """Is the binary under test the ASan build (make SANITIZE=address,undefined)?"""
-    try:
-        return b"__asan_init" in gateway_binary().read_bytes()
-    except OSError:
-        return False
-
-
-@pytest.mark.xfail(condition=_sanitizer_build(), strict=True,
-                   reason="registry: gw_reg_free does not free the read batch still in flight at exit (the pool "
-                          "drops queued/in-flight queries without their callbacks, by contract), so LeakSanitizer "
-                          "reports reread.c send_kind_batch's batch and the gateway exits 1")
 def test_a_second_stop_signal_answers_the_requests_still_waiting_for_a_read_503(gateway, world, db, pg):
     # Requests whose read is stuck (a lock holds operation_runs) keep the drain waiting; a second stop
     # signal ends it: they get 503 with Retry-After and Connection: close, written before the exit.

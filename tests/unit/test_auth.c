@@ -672,6 +672,78 @@ static void test_cache_free_releases_entries_in_every_state(void **state)
 	auth_cache_free(c);
 }
 
+static void test_trust_of_an_admitted_request_fresh_recheck_or_dead(void **state)
+{
+	/* What a held request may be given: checked at 1000 ms, ttl 500 ms, wall clock in microseconds.
+	 * Only a fresh entry lets new state through; a stale, failed or in-flight one is looked up again;
+	 * an invalid or expired one is a 401 whatever its age. */
+	static const struct {
+		const char *name;
+		auth_token_state state; /* VALID/INVALID through auth_token_set; NEW/LOOKING set by hand */
+		int64_t expires_us, now_ms, now_us;
+		auth_trust want;
+	} cases[] = {
+		{"valid, just checked", AUTH_TOKEN_VALID, AUTH_NEVER, 1000, 0, AUTH_TRUST_FRESH},
+		{"valid, one ms before the ttl", AUTH_TOKEN_VALID, AUTH_NEVER, 1499, 0, AUTH_TRUST_FRESH},
+		{"valid, at the ttl", AUTH_TOKEN_VALID, AUTH_NEVER, 1500, 0, AUTH_TRUST_RECHECK},
+		{"valid, long past the ttl", AUTH_TOKEN_VALID, AUTH_NEVER, 3600000, 0, AUTH_TRUST_RECHECK},
+		{"valid, expiry ahead, ttl over", AUTH_TOKEN_VALID, 5000000, 9000, 4000000, AUTH_TRUST_RECHECK},
+		{"valid, expired, just checked", AUTH_TOKEN_VALID, 5000000, 1000, 5000000, AUTH_TRUST_DEAD},
+		{"valid, expired, ttl over", AUTH_TOKEN_VALID, 5000000, 9000, 6000000, AUTH_TRUST_DEAD},
+		{"invalid, just checked", AUTH_TOKEN_INVALID, AUTH_NEVER, 1000, 0, AUTH_TRUST_DEAD},
+		{"invalid, ttl over", AUTH_TOKEN_INVALID, AUTH_NEVER, 9000, 0, AUTH_TRUST_DEAD},
+		{"lookup in flight", AUTH_TOKEN_LOOKING, AUTH_NEVER, 1000, 0, AUTH_TRUST_RECHECK},
+		{"lookup in flight, expired", AUTH_TOKEN_LOOKING, 5000000, 1000, 6000000, AUTH_TRUST_DEAD},
+		{"never looked up (a failed lookup)", AUTH_TOKEN_NEW, AUTH_NEVER, 1000, 0, AUTH_TRUST_RECHECK},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < NELEM(cases); i++) {
+		auth_cache *c = auth_cache_new();
+		assert_non_null(c);
+		auth_token *t = get(c, "tok");
+		auth_token_set(c, t, cases[i].state != AUTH_TOKEN_INVALID, 42, cases[i].expires_us, 1000);
+		if (cases[i].state == AUTH_TOKEN_LOOKING || cases[i].state == AUTH_TOKEN_NEW) t->state = cases[i].state;
+		auth_trust got = auth_token_trust(t, cases[i].now_ms, cases[i].now_us, 500);
+		if (got != cases[i].want) fail_msg("%s: trust=%d, want %d", cases[i].name, (int)got, (int)cases[i].want);
+		/* Fresh is exactly auth_token_fresh: one predicate decides it. */
+		if ((got == AUTH_TRUST_FRESH) != auth_token_fresh(t, cases[i].now_ms, cases[i].now_us, 500))
+			fail_msg("%s: trust and auth_token_fresh disagree", cases[i].name);
+		auth_cache_free(c);
+	}
+
+	/* An access hint makes a valid entry stale at once: it is looked up again before new state. */
+	auth_cache *c = auth_cache_new();
+	assert_non_null(c);
+	auth_token *t = get(c, "tok");
+	auth_token_set(c, t, true, 42, AUTH_NEVER, 1000);
+	assert_int_equal(auth_token_trust(t, 1001, 0, 500), AUTH_TRUST_FRESH);
+	assert_int_equal(auth_cache_invalidate_user(c, 42), 1);
+	assert_int_equal(auth_token_trust(t, 1001, 0, 500), AUTH_TRUST_RECHECK);
+	auth_cache_free(c);
+}
+
+static void test_checked_since_means_a_live_lookup_sent_at_or_after_the_ask(void **state)
+{
+	auth_cache *c = auth_cache_new();
+	(void)state;
+	assert_non_null(c);
+	auth_token *t = get(c, "tok");
+	assert_false(auth_token_checked_since(t, 0)); /* NEW: never checked */
+	auth_token_set(c, t, true, 42, AUTH_NEVER, 1000);
+	assert_true(auth_token_checked_since(t, 999));
+	assert_true(auth_token_checked_since(t, 1000));
+	assert_false(auth_token_checked_since(t, 1001)); /* sent before the ask: not made for it */
+	t->state = AUTH_TOKEN_LOOKING;
+	assert_false(auth_token_checked_since(t, 999)); /* a lookup in flight is no verdict */
+	t->state = AUTH_TOKEN_VALID;
+	assert_int_equal(auth_cache_invalidate_user(c, 42), 1);
+	assert_false(auth_token_checked_since(t, 999)); /* an access hint voids it */
+	auth_token_set(c, t, false, 0, AUTH_NEVER, 2000);
+	assert_false(auth_token_checked_since(t, 999)); /* found revoked */
+	auth_cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -695,6 +767,8 @@ int main(void)
 		cmocka_unit_test(test_invalidate_user_makes_only_that_users_entries_stale),
 		cmocka_unit_test(test_invalidated_unused_entries_are_swept),
 		cmocka_unit_test(test_cache_free_releases_entries_in_every_state),
+		cmocka_unit_test(test_trust_of_an_admitted_request_fresh_recheck_or_dead),
+		cmocka_unit_test(test_checked_since_means_a_live_lookup_sent_at_or_after_the_ask),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,12 +18,13 @@ static void test_batch_params_build_two_array_literals(void **state)
 	db_batch_params p;
 	const int64_t users_a[] = {5, 6};
 	db_batch_params_init(&p);
-	assert_int_equal(db_batch_params_add(&p, 42, users_a, 2), 0);
-	assert_int_equal(db_batch_params_add(&p, 43, NULL, 0), 0);
-	assert_int_equal(db_batch_params_add(&p, INT64_MAX, users_a + 1, 1), 0);
+	assert_int_equal(db_batch_params_add(&p, 42, users_a, 2, false), 0);
+	assert_int_equal(db_batch_params_add(&p, 43, NULL, 0, true), 0);
+	assert_int_equal(db_batch_params_add(&p, INT64_MAX, users_a + 1, 1, false), 0);
 	assert_int_equal(db_batch_params_finish(&p), 0);
 	assert_string_equal(p.ids, "{42,43,9223372036854775807}");
 	assert_string_equal(p.users, "{\"{5,6}\",\"{}\",\"{6}\"}");
+	assert_string_equal(p.keep, "{f,t,f}");
 	assert_int_equal(p.count, 3);
 	db_batch_params_fini(&p);
 }
@@ -36,6 +37,7 @@ static void test_empty_batch_params_are_empty_arrays(void **state)
 	assert_int_equal(db_batch_params_finish(&p), 0);
 	assert_string_equal(p.ids, "{}");
 	assert_string_equal(p.users, "{}");
+	assert_string_equal(p.keep, "{}");
 	db_batch_params_fini(&p);
 }
 
@@ -46,11 +48,13 @@ static void test_batch_params_grow_past_their_first_buffer(void **state)
 	int64_t users[300];
 	for (int i = 0; i < 300; i++) users[i] = 1000000000000LL + i;
 	db_batch_params_init(&p);
-	for (int i = 0; i < 200; i++) assert_int_equal(db_batch_params_add(&p, i + 1, users, 300), 0);
+	for (int i = 0; i < 200; i++) assert_int_equal(db_batch_params_add(&p, i + 1, users, 300, i % 2 == 0), 0);
 	assert_int_equal(db_batch_params_finish(&p), 0);
 	assert_int_equal(p.count, 200);
 	assert_true(p.ids[0] == '{' && p.ids[strlen(p.ids) - 1] == '}');
 	assert_true(strlen(p.users) > 200 * 300 * 13);
+	assert_int_equal(strlen(p.keep), 2 * 200 + 1);
+	assert_true(strncmp(p.keep, "{t,f,t", 6) == 0 && p.keep[strlen(p.keep) - 1] == '}');
 	db_batch_params_fini(&p);
 }
 
