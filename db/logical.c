@@ -43,6 +43,7 @@
 #define STATUS_MAX_MS 10000   /* and at least one per this (or per heartbeat, when shorter) */
 #define SLOT_TIMEOUT_MS 60000 /* creating a slot waits for the transactions open at that moment */
 #define VIS_DELAY_MAX_MS 50   /* re-check a not-yet-visible commit at most this far apart */
+#define VIS_PACE_MS 2         /* after a check, the next one waits this long, gathering the commits between */
 #define PG_EPOCH_OFFSET_US 946684800000000LL /* 2000-01-01 in Unix microseconds */
 
 static const char SQL_CHECK[] =
@@ -889,7 +890,9 @@ static void check_done(db_logical *l, PGresult *res)
 		l->chk.nx = 0;
 		bucket_deliver(l, &l->chk);
 		if (l->state != LG_UP) return;
-		check_send(l);
+		/* Under a steady stream of commits, one check per VIS_PACE_MS covers them all, instead of one per
+		 * round trip: the server's CPU goes to the application's writes. */
+		if (l->pend.nx > 0 && db_conn_timer_ms(l->aux_timer, VIS_PACE_MS) != 0) lg_down(l, "cannot arm the check timer");
 		return;
 	}
 	/* Usually a fraction of a millisecond; with a synchronous standby, until it confirms: back off. */
