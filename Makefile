@@ -88,6 +88,7 @@ TEST_OBJ_hmap    = $(call room_obj,common/%)
 TEST_OBJ_log     = $(call room_obj,common/%)
 TEST_OBJ_hold    = $(call room_obj,gateway/hold.c)
 TEST_OBJ_cidr    = $(call room_obj,gateway/cidr.c)
+TEST_OBJ_shared  = $(call room_obj,gateway/shared.c common/%)
 test_objs = $(if $(TEST_OBJ_$(1)),$(TEST_OBJ_$(1)),$(LIB_OBJ))
 
 .SECONDEXPANSION:

@@ -629,6 +629,7 @@ class Bench:
             "max_waiters_per_principal": cap,
             "max_waiters_per_client": cap,
             "log_level": "warn",
+            "workers": 1,  # one process: memory and queries are read off its pid (make bench-peers runs workers)
         }
         self.out["gateway_conf"] = conf
         env = dict(kv.split("=", 1) for kv in self.a.gateway_env)

@@ -195,7 +195,7 @@ class Bench:
             conf = {"listen": f"127.0.0.1:{self.h.free_port()}",
                     "database": f"postgresql://{GATEWAY_ROLE}@{self.cluster.host}:{self.cluster.port}/{self.cluster.dbname}",
                     "max_waiters": cap, "max_waiters_per_principal": cap, "max_waiters_per_client": cap,
-                    "log_level": "warn"}
+                    "log_level": "warn", "workers": self.a.gateway_workers}
             gw = Gateway(binary, workdir, f"n{n}-gw{i + 1}", conf)
             gw.start(wait_ready=True, timeout=30)
             self.gws.append(gw)
@@ -373,6 +373,8 @@ def report(out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--instances", default="1,2,4,8", help="comma-separated gateway counts")
+    ap.add_argument("--gateway-workers", type=int, default=1,
+                    help="workers per gateway instance (the table counts queries per instance x workers)")
     ap.add_argument("--clients", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--users", type=int, default=100)

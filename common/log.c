@@ -26,6 +26,7 @@ static int log_fd = STDERR_FILENO;
 enum { ACCESS_OFF = 0, ACCESS_MAIN, ACCESS_FILE };
 static int access_mode = ACCESS_OFF;
 static int access_fd = -1;
+static char proc_field[40]; /* " worker=N" (or " role=supervisor") on every line, or "" */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const int level_priorities[] = {3, 4, 6, 7}; /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
@@ -464,10 +465,23 @@ static void emit(int fd, int level, const char *rid, const char *msg)
 	emit_logfmt(fd, level, rid, ts, msg);
 }
 
+void cm_log_set_process(const char *field)
+{
+	if (field && *field) snprintf(proc_field, sizeof proc_field, " %s", field);
+	else proc_field[0] = '\0';
+}
+
+static void add_proc_field(char *msg, size_t cap)
+{
+	size_t n = strlen(msg);
+	if (proc_field[0] && n < cap) snprintf(msg + n, cap - n, "%s", proc_field);
+}
+
 void cm_log_vwrite(int level, const char *rid, const char *fmt, va_list ap)
 {
 	char msg[2048];
 	vsnprintf(msg, sizeof msg, fmt, ap);
+	add_proc_field(msg, sizeof msg);
 	emit(log_fd, level, rid, msg);
 }
 
@@ -487,6 +501,7 @@ void cm_log_access(const char *rid, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	add_proc_field(msg, sizeof msg);
 	emit(access_mode == ACCESS_FILE ? access_fd : log_fd, CM_LOG_INFO, rid, msg);
 }
 

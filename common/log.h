@@ -53,6 +53,9 @@ int cm_log_access_enabled(void);
  * message "access key=value ...", written in the configured format. */
 void cm_log_access(const char *rid, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A field every line of this process carries from now on, e.g. "worker=2" (NULL or "" = none). */
+void cm_log_set_process(const char *field);
+
 /* Write one line. `rid` is a request id or NULL; `fmt` builds the message "text key=value ...". */
 void cm_log_write(int level, const char *rid, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void cm_log_vwrite(int level, const char *rid, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -53,6 +54,7 @@ enum ktype {
 
 #define K_RELOAD 1u   /* SIGHUP may change it */
 #define K_EMPTY_OK 2u /* an empty value is meaningful */
+#define K_AUTO 4u     /* a T_INT that also takes "auto", stored as 0 */
 
 struct key_def {
 	const char *name;
@@ -142,6 +144,9 @@ static const struct key_def keys[] = {
 	    NULL, "client addresses that may read /metrics; empty means nobody"),
 	KEY("trusted_proxies", T_CIDRS, trusted_proxies, 0, "", 0, 0, K_RELOAD | K_EMPTY_OK, NULL,
 	    "peers whose X-Forwarded-For and X-Request-Id are believed; empty trusts none"),
+	KEY("workers", T_INT, workers, FSIZE(workers), "auto", 1, 256, K_AUTO, NULL,
+	    "processes serving HTTP, each with its own loop, pool and LISTEN session on the shared port "
+	    "(SO_REUSEPORT); auto = one per online core; 1 = a single process and no supervisor"),
 	INT("max_waiters", max_waiters, "100000", 1, 10000000, K_RELOAD,
 	    "held requests in the whole process; past it 503, well below the file-descriptor limit"),
 	INT("max_waiters_per_principal", max_waiters_per_principal, "64", 1, 1000000, K_RELOAD,
@@ -602,11 +607,19 @@ static int set_int(conf *c, const struct key_def *k, const char *v, char *err, s
 	const char *end;
 	int64_t n;
 
+	if ((k->flags & K_AUTO) && strcmp(v, "auto") == 0) {
+		n = 0; /* auto: resolved when it is used (conf_workers) */
+		goto store;
+	}
 	if (scan_int(v, true, &n, &end) != 0 || *end != '\0') {
-		snprintf(err, errlen, "invalid integer '%s' for %s: use a whole number", show(v, sb), k->name);
+		if (k->flags & K_AUTO)
+			snprintf(err, errlen, "invalid value '%s' for %s: use auto or a whole number", show(v, sb), k->name);
+		else
+			snprintf(err, errlen, "invalid integer '%s' for %s: use a whole number", show(v, sb), k->name);
 		return -1;
 	}
 	if (n < k->min || n > k->max) return bounds_error(k, v, err, errlen);
+store:
 	if (k->aux == sizeof(int))
 		*int_at(c, k->off) = (int)n;
 	else
@@ -1208,6 +1221,13 @@ void conf_free(conf *c)
 	free(c);
 }
 
+int conf_workers(const conf *c)
+{
+	if (c->workers > 0) return c->workers;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
 static bool str_eq(const char *a, const char *b)
 {
 	return strcmp(a ? a : "", b ? b : "") == 0;
@@ -1432,7 +1452,10 @@ static void dump_value(const struct key_def *k, const conf *c, FILE *out)
 		}
 		dump_string(*(char *const *)cfield(c, k->off), out);
 		return;
-	case T_INT: fprintf(out, "%lld", (long long)get_int(c, k)); return;
+	case T_INT:
+		if ((k->flags & K_AUTO) && get_int(c, k) == 0) fputs("auto", out);
+		else fprintf(out, "%lld", (long long)get_int(c, k));
+		return;
 	case T_DURATION: fmt_duration(get_int(c, k), buf, sizeof buf); break;
 	case T_SECONDS: fmt_duration(get_int(c, k) * 1000, buf, sizeof buf); break;
 	case T_SIZE: fmt_size(get_int(c, k), buf, sizeof buf); break;
@@ -1532,7 +1555,8 @@ int conf_reference(FILE *out)
 		fmt_bound(k, k->min, lo, sizeof lo);
 		fmt_bound(k, k->max, hi, sizeof hi);
 		if (k->why == NULL || k->why[0] == '\0') rc = -1;
-		fprintf(out, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k->name, type_name(k->type), k->def ? k->def : "", lo, hi,
+		fprintf(out, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k->name,
+		        (k->flags & K_AUTO) ? "auto or integer" : type_name(k->type), k->def ? k->def : "", lo, hi,
 		        (k->flags & K_RELOAD) ? "reload" : "restart", k->why ? k->why : "");
 	}
 	return rc;

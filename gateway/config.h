@@ -60,6 +60,8 @@ typedef struct conf {
 	conf_cidr_list metrics_allow;
 	conf_cidr_list trusted_proxies;
 
+	int workers; /* processes; 0 = auto (one per online core): read it through conf_workers() */
+
 	int64_t max_waiters;
 	int64_t max_waiters_per_principal;
 	int64_t max_waiters_per_client;
@@ -85,6 +87,9 @@ conf *conf_load_string(const char *name, const char *text, FILE *errs, int *nerr
 	__attribute__((warn_unused_result));
 
 void conf_free(conf *c); /* conf_free(NULL) is a no-op */
+
+/* The number of worker processes: `workers`, or for auto the online cores (sysconf), within 1..256. */
+int conf_workers(const conf *c);
 
 /* For reload: copies every non-reloadable key's value from `old` into `fresh`, calling `report` once for
  * each such key whose value differs (so the caller can log "KEY changed; restart to apply"). */

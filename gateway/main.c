@@ -2,7 +2,8 @@
  * gateway/main.c — the pollgate process: arguments, start-up, signals, reload and drain.
  *
  * One event loop runs everything. All runtime state hangs off one struct app (no file-scope state), so
- * a future worker process is just another app. Signals arrive through the loop (evsignal), never in a raw
+ * a worker process is just another app: with workers = N > 1 this process becomes the supervisor
+ * (gateway/supervisor.c) and each forked worker comes back here to build its own app. Signals arrive through the loop (evsignal), never in a raw
  * handler: SIGHUP reloads the config (a bad file is reported and the old config kept) and reopens the
  * log; SIGTERM/SIGINT drain — stop accepting, answer every held request with its current answer and
  * Connection: close, wait for the answers to be written (at most drain_timeout), exit 0. A second stop
@@ -25,7 +26,10 @@
 #include "db/logical.h"
 #include "db/pool.h"
 #include "gateway/config.h"
+#include "gateway/metrics.h"
 #include "gateway/server.h"
+#include "gateway/shared.h"
+#include "gateway/supervisor.h"
 #include "gateway/watch.h"
 
 #ifndef POLLGATE_VERSION
@@ -46,6 +50,8 @@ typedef struct app {
 	db_logical *logical; /* hint_source = logical (then listen is NULL) */
 	gw_registry *reg;
 	gw_server *srv;
+	gw_shm *shm; /* workers > 1: the memory shared with the others (this worker's mapping), else NULL */
+	int worker;  /* this worker's index (0 without a supervisor) */
 	struct event *sig_hup, *sig_term, *sig_int, *drain_tick;
 	int64_t drain_started_ms;
 	int64_t answered_at_ms; /* when the drain had answered every request, or 0 */
@@ -81,6 +87,7 @@ static void on_pool_change(void *arg)
 {
 	app *a = arg;
 	if (a->reg) gw_reg_pool_changed(a->reg);
+	if (a->srv) gw_server_publish_ready(a->srv);
 }
 
 static bool parse_payload_id(const char *s, int64_t *id)
@@ -113,6 +120,7 @@ static void on_listen_up(void *arg)
 {
 	app *a = arg;
 	gw_reg_listen_up(a->reg); /* db/listen.c has logged it */
+	if (a->srv) gw_server_publish_ready(a->srv);
 }
 
 static void on_listen_down(void *arg, const char *why)
@@ -120,6 +128,7 @@ static void on_listen_down(void *arg, const char *why)
 	app *a = arg;
 	(void)why; /* db/listen.c has logged it */
 	gw_reg_listen_down(a->reg);
+	if (a->srv) gw_server_publish_ready(a->srv);
 }
 
 static void on_listen_fatal(void *arg, const char *why)
@@ -290,6 +299,7 @@ static void app_free(app *a)
 	db_logical_free(a->logical);
 	db_pool_free(a->pool);
 	if (a->base) event_base_free(a->base);
+	gw_shm_free(a->shm);
 	conf_free(a->cfg);
 	cm_log_close();
 }
@@ -340,6 +350,23 @@ int main(int argc, char **argv)
 	cm_log_hook_libevent();
 	cm_hash_seed();
 	signal(SIGPIPE, SIG_IGN);
+
+	/* workers > 1: this process becomes the supervisor and returns here only in each forked worker;
+	 * workers = 1: this process is the server, as it always was. */
+	int nworkers = conf_workers(a.cfg);
+	if (nworkers > 1) {
+		gw_sup_opts so = {
+			.conf_path = a.conf_path,
+			.workers = nworkers,
+			.snap_bytes = sizeof(gw_metrics_snap),
+			.apply_logging = apply_logging,
+		};
+		int rc = gw_sup_run(&so, &a.cfg, &a.shm, &a.worker);
+		if (rc != GW_SUP_WORKER) {
+			app_free(&a);
+			return rc;
+		}
+	}
 
 	struct event_config *ec = event_config_new();
 	if (ec) {
@@ -409,6 +436,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	gw_server_set_logical(a.srv, a.logical);
+	if (a.shm) {
+		gw_reg_set_shared(a.reg, a.shm, a.worker);
+		if (gw_server_set_shared(a.srv, a.shm, a.worker) != 0) {
+			log_error("start-up failed reason=\"out of memory\"");
+			app_free(&a);
+			return 1;
+		}
+	}
 	if (gw_server_bind(a.srv) != 0) {
 		app_free(&a);
 		return 1;
@@ -421,6 +456,18 @@ int main(int argc, char **argv)
 		log_error("cannot install signal handlers");
 		app_free(&a);
 		return 1;
+	}
+	if (a.shm) {
+		/* A worker: its own handlers are in; what the supervisor blocked around the fork arrives now. */
+		sigset_t forked;
+		sigemptyset(&forked);
+		sigaddset(&forked, SIGCHLD);
+		sigaddset(&forked, SIGHUP);
+		sigaddset(&forked, SIGTERM);
+		sigaddset(&forked, SIGINT);
+		gw_shm_set_started(a.shm, a.worker);
+		gw_server_publish_ready(a.srv);
+		sigprocmask(SIG_UNBLOCK, &forked, NULL);
 	}
 	log_info("pollgate started version=%s listen=%s pool=%d hint_source=%s", POLLGATE_VERSION, a.cfg->listen,
 	         a.cfg->db_pool_size, a.cfg->hint_source);

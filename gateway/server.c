@@ -70,6 +70,11 @@ struct gw_server {
 	struct event *heads_tick;
 	struct event *accept_resume;
 	int64_t accept_warned_ms;
+
+	gw_shm *shm; /* workers > 1 (borrowed), else NULL */
+	int worker;
+	struct event *publish_tick;
+	gw_metrics_snap *published; /* what the tick published last */
 };
 
 /* The one server of the process, for evhttp_send_error() below, which libevent calls without an argument
@@ -298,16 +303,25 @@ static void reply_error(gw_server *s, struct evhttp_request *req, gw_route route
 	gw_http_error(req, rid, err, msg, retry, flags);
 }
 
+/* The hint session in use: the LISTEN session, or with hint_source = logical the replication stream. */
+static bool hints_up(const gw_server *s)
+{
+	return s->logical ? db_logical_is_up(s->logical) : db_listen_is_up(s->listen);
+}
+
 static bool ready(const gw_server *s)
 {
-	bool hints_up = s->logical ? db_logical_is_up(s->logical) : db_listen_is_up(s->listen);
-	return db_pool_connected(s->pool) > 0 && hints_up;
+	bool own = db_pool_connected(s->pool) > 0 && hints_up(s);
+	if (s->shm == NULL) return own;
+	gw_shm_set_ready(s->shm, s->worker, db_pool_connected(s->pool) > 0, hints_up(s));
+	return own && gw_shm_all_ready(s->shm);
 }
 
 static void serve_metrics(gw_server *s, struct evhttp_request *req, const char *rid)
 {
 	struct evbuffer *buf = evbuffer_new();
-	if (buf == NULL || gw_metrics_render(buf, &s->front, s->reg, s->pool, s->listen, s->logical, s->cfg) != 0) {
+	if (buf == NULL ||
+	    gw_metrics_render(buf, &s->front, s->reg, s->pool, s->listen, s->logical, s->cfg, s->shm, s->worker) != 0) {
 		if (buf) evbuffer_free(buf);
 		reply_error(s, req, GW_ROUTE_METRICS, rid, GW_ERR_UNAVAILABLE, NULL, 0);
 		return;
@@ -574,12 +588,79 @@ gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *
 	return s;
 }
 
+/* ---- workers (N > 1) ----
+ *
+ * Every worker binds its own listening socket on the same address with SO_REUSEPORT: the kernel spreads
+ * new connections over the workers' sockets by a hash of the 4-tuple, each worker accepts only its own
+ * (no thundering herd on one shared socket), and every worker's loop runs on its own core. A 10 ms tick
+ * publishes this worker's figures (when they changed: a few KB of words) and readiness into shared memory
+ * for /metrics and /readyz; readiness is also published the moment the pool or LISTEN session changes. */
+
+#define PUBLISH_TICK_MS 10
+
+void gw_server_publish_ready(gw_server *s)
+{
+	if (s->shm) gw_shm_set_ready(s->shm, s->worker, db_pool_connected(s->pool) > 0, hints_up(s));
+}
+
+static void on_publish_tick(evutil_socket_t fd, short what, void *arg)
+{
+	gw_server *s = arg;
+	(void)fd;
+	(void)what;
+	gw_metrics_snap snap;
+	gw_metrics_collect(&snap, &s->front, s->reg, s->pool, s->listen, s->logical);
+	if (s->published == NULL || memcmp(&snap, s->published, sizeof snap) != 0) {
+		gw_metrics_publish(&snap, s->shm, s->worker);
+		if (s->published || (s->published = malloc(sizeof *s->published)) != NULL) *s->published = snap;
+	}
+	gw_server_publish_ready(s);
+}
+
+int gw_server_set_shared(gw_server *s, gw_shm *shm, int wi)
+{
+	struct timeval tick = {0, PUBLISH_TICK_MS * 1000};
+	s->shm = shm;
+	s->worker = wi;
+	if ((s->publish_tick = event_new(s->base, -1, EV_PERSIST, on_publish_tick, s)) == NULL ||
+	    event_add(s->publish_tick, &tick) != 0)
+		return -1;
+	return 0;
+}
+
+static struct evhttp_bound_socket *bind_reuseport(gw_server *s)
+{
+	const conf *c = s->cfg;
+	struct evutil_addrinfo hints, *ai = NULL;
+	char port[8];
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+	snprintf(port, sizeof port, "%d", c->listen_port);
+	int err = evutil_getaddrinfo(c->listen_host, port, &hints, &ai);
+	if (err != 0 || ai == NULL) {
+		log_error("cannot resolve listen address listen=%s error=%s", c->listen, CM_Q(evutil_gai_strerror(err)));
+		return NULL;
+	}
+	struct evconnlistener *lev =
+		evconnlistener_new_bind(s->base, NULL, NULL,
+		                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT,
+		                        128, ai->ai_addr, (int)ai->ai_addrlen);
+	evutil_freeaddrinfo(ai);
+	if (lev == NULL) return NULL;
+	struct evhttp_bound_socket *b = evhttp_bind_listener(s->http, lev);
+	if (b == NULL) evconnlistener_free(lev);
+	return b;
+}
+
 #define GW_LISTEN_BACKLOG 65535
 
 int gw_server_bind(gw_server *s)
 {
 	const conf *c = s->cfg;
-	s->bound = evhttp_bind_socket_with_handle(s->http, c->listen_host, (ev_uint16_t)c->listen_port);
+	if (s->shm) s->bound = bind_reuseport(s);
+	else s->bound = evhttp_bind_socket_with_handle(s->http, c->listen_host, (ev_uint16_t)c->listen_port);
 	if (s->bound == NULL) {
 		log_error("cannot listen listen=%s hint=\"address in use, or not an address of this host\"", c->listen);
 		return -1;
@@ -626,6 +707,8 @@ void gw_server_free(gw_server *s)
 	cm_hmap_fini(&s->heads);
 	if (s->heads_tick) event_free(s->heads_tick);
 	if (s->accept_resume) event_free(s->accept_resume);
+	if (s->publish_tick) event_free(s->publish_tick);
+	free(s->published);
 	free(s);
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "gateway/config.h"
+#include "gateway/shared.h"
 #include "gateway/watch.h"
 
 struct event_base;
@@ -29,6 +30,13 @@ void gw_server_free(gw_server *s); /* closes every connection; NULL is a no-op *
 /* hint_source = logical: readiness follows this session (borrowed) instead of the LISTEN session, and
  * /metrics shows its figures. */
 void gw_server_set_logical(gw_server *s, struct db_logical *logical);
+
+/* Workers > 1, before gw_server_bind: this is worker `wi` of the server whose shared memory is `shm`
+ * (borrowed): bind with SO_REUSEPORT, publish figures and readiness there every 10 ms, and answer
+ * /metrics and /readyz for the whole server. Returns 0 or -1 (out of memory). */
+int gw_server_set_shared(gw_server *s, gw_shm *shm, int wi) __attribute__((warn_unused_result));
+/* Publish this worker's readiness now (the pool or the LISTEN session just changed); no-op without shm. */
+void gw_server_publish_ready(gw_server *s);
 
 /* Bind the configured listen address. Returns 0, or -1 (logged, with the reason). */
 int gw_server_bind(gw_server *s) __attribute__((warn_unused_result));

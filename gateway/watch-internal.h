@@ -106,6 +106,8 @@ struct gw_registry {
 	uint64_t outstanding;
 	uint64_t n_retry_on_up; /* watches with retry_on_up set */
 	gw_reg_stats st;
+	gw_shm *shm; /* workers > 1: the whole-server caps (borrowed), else NULL */
+	int worker;
 	const struct timeval *common_tv[64];
 	int64_t common_ms[64];
 	int n_common;

@@ -158,6 +158,7 @@ static void waiter_detach(gw_registry *r, gw_waiter *w)
 		s->user->held--;
 		counter_put(&r->clients, w->client);
 		w->client = NULL;
+		if (r->shm) gw_shm_hold_put(r->shm, r->worker, &w->place);
 		break;
 	case GW_W_NEW: break;
 	}
@@ -182,7 +183,8 @@ void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
 	unsigned flags = r->draining ? GW_REPLY_CLOSE : 0;
 	char rid[sizeof w->rid], client[48];
 	bool held = w->state == GW_W_HELD || w->state == GW_W_ANSWERING;
-	bool at_cap = code == 503 && r->st.held[GW_RUN] + r->st.held[GW_PACK] >= (uint64_t)r->cfg->max_waiters;
+	uint64_t all_held = r->shm ? gw_shm_held(r->shm) : r->st.held[GW_RUN] + r->st.held[GW_PACK];
+	bool at_cap = code == 503 && all_held >= (uint64_t)r->cfg->max_waiters;
 	gw_hold_reason why = gw_hold_classify(code, held, r->draining, v && v->terminal, at_cap);
 
 	memcpy(rid, w->rid, sizeof rid);
@@ -570,6 +572,16 @@ static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
 		counter_drop_unused(&r->clients, cl);
 		r->st.rejected_cap++;
 		gw_waiter_finish(r, w, cl ? 429 : 503, NULL);
+		return;
+	}
+	/* Workers > 1: the same caps for the whole server, counted in shared memory (see shared.h). */
+	gw_shm_verdict v = r->shm ? gw_shm_hold_take(r->shm, r->worker, u->user_id, cap_key, c->max_waiters,
+	                                             c->max_waiters_per_principal, c->max_waiters_per_client, &w->place)
+	                          : GW_SHM_TAKEN;
+	if (v != GW_SHM_TAKEN) {
+		counter_drop_unused(&r->clients, cl);
+		r->st.rejected_cap++;
+		gw_waiter_finish(r, w, v == GW_SHM_FULL ? 503 : 429, NULL);
 		return;
 	}
 	TAILQ_REMOVE(&s->pending, w, link);
@@ -990,6 +1002,12 @@ void gw_reg_free(gw_registry *r)
 	/* Counters are freed with their last waiter; any left would be a bug, but free the table anyway. */
 	cm_hmap_fini(&r->clients);
 	free(r);
+}
+
+void gw_reg_set_shared(gw_registry *r, gw_shm *shm, int wi)
+{
+	r->shm = shm;
+	r->worker = wi;
 }
 
 void gw_reg_set_conf(gw_registry *r, const conf *cfg)

@@ -31,6 +31,7 @@
 #include "gateway/config.h"
 #include "gateway/hold.h"
 #include "gateway/http.h"
+#include "gateway/shared.h"
 
 struct evhttp_request;
 struct event_base;
@@ -77,6 +78,7 @@ typedef struct gw_waiter {
 	uint8_t token_hash[32];
 	int64_t jwt_user;   /* > 0: the credential is a verified JWT for this user (token_hash is its cache key) */
 	int64_t jwt_exp_us; /* and it is good until then */
+	gw_shm_place place; /* its places in the whole-server caps while held (workers > 1) */
 } gw_waiter;
 
 typedef struct gw_registry gw_registry;
@@ -117,6 +119,8 @@ gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool
 void gw_reg_free(gw_registry *r);
 
 void gw_reg_set_conf(gw_registry *r, const conf *cfg); /* reload: applies to the next decision/timer */
+/* Workers > 1: the caps count the whole server through `shm` (borrowed), as worker `wi`. */
+void gw_reg_set_shared(gw_registry *r, gw_shm *shm, int wi);
 
 /* Take ownership of a parsed request: w->req, kind, id, token_hash, wait_ms, inm/since, rid and
  * client_addr are filled in. The registry answers it exactly once (or frees it if the client leaves). */

@@ -617,6 +617,12 @@ def gateway_binary():
 
 _GATEWAYS = pytest.StashKey()
 
+# The `workers` a gateway gets unless the test says: 1, the single process, because many tests read one
+# process's own state (exact /metrics deltas in the middle of a wake, the pid they signal or kill, the
+# number of database sessions). tests/integration/test_workers.py covers workers > 1 explicitly;
+# POLLGATE_TEST_WORKERS=auto (or N) runs any other file with workers.
+DEFAULT_WORKERS = os.environ.get("POLLGATE_TEST_WORKERS", "1")
+
 
 @pytest.fixture
 def gateway(pg, tmp_path, request):
@@ -624,7 +630,8 @@ def gateway(pg, tmp_path, request):
 
     conf keys become `key = value` lines, values written as given (str(); True/False as true/false);
     defaults listen=127.0.0.1:<free port>, database=pg.gateway_uri (the SELECT-only user; pass database=
-    to connect otherwise), log_level=debug; a None value leaves the key out. env: extra environment
+    to connect otherwise), log_level=debug, workers=1 ($POLLGATE_TEST_WORKERS overrides it); a None value
+    leaves the key out. env: extra environment
     variables for the child (None removes one). args: extra command-line arguments after `-c FILE`.
     wait_ready=True waits for /readyz == 200, False only for /healthz, None not at all (up to 20 s; the
     process exiting meanwhile fails at once with its log).
@@ -637,7 +644,7 @@ def gateway(pg, tmp_path, request):
 
     def start(wait_ready=True, env=None, args=(), **conf):
         full = {"listen": f"127.0.0.1:{free_port()}", "database": pg.gateway_uri, "log_level": "debug",
-                "hint_source": hint_source()}
+                "workers": DEFAULT_WORKERS, "hint_source": hint_source()}
         full.update(conf)
         if full.get("hint_source") == "logical" and "database" not in conf:
             full["database"] = pg.gateway_logical_uri

@@ -591,7 +591,8 @@ def test_sigterm_with_500_held_answers_every_one_at_once_and_exits_0(gateway, wo
 
 # ---- 7. A hot standby is refused --------------------------------------------------------------------
 
-def test_a_hot_standby_is_refused_at_start_up(gateway, world, pg, notes):
+@pytest.mark.parametrize("workers", [1, 2])  # with workers, the worker's fatal error stops the supervisor too
+def test_a_hot_standby_is_refused_at_start_up(gateway, world, pg, notes, workers):
     sbdir = pg.basedir / "standby"
     port = free_port()
     started = False
@@ -610,7 +611,8 @@ def test_a_hot_standby_is_refused_at_start_up(gateway, world, pg, notes):
                            timeout=30)
         assert p.stdout.strip() == "t", p.stdout + p.stderr
         t0 = time.monotonic()
-        gw = gateway(wait_ready=None, database=f"postgresql://{pg.gateway_user}@127.0.0.1:{port}/{pg.dbname}")
+        gw = gateway(wait_ready=None, database=f"postgresql://{pg.gateway_user}@127.0.0.1:{port}/{pg.dbname}",
+                     workers=workers)
         try:
             rc = gw.proc.wait(15)
         except subprocess.TimeoutExpired:
@@ -626,6 +628,6 @@ def test_a_hot_standby_is_refused_at_start_up(gateway, world, pg, notes):
         if started:
             pg._run(pg._as_owner([pg._prog("pg_ctl"), "-D", str(sbdir), "-m", "immediate", "-w", "stop"]), check=False)
         shutil.rmtree(sbdir, ignore_errors=True)
-    msg = f"standby: exit {rc} after {took:.2f}s; {line[line.find('msg='):].strip()}"
+    msg = f"standby, workers={workers}: exit {rc} after {took:.2f}s; {line[line.find('msg='):].strip()}"
     print(msg)
     notes(msg)

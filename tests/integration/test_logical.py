@@ -39,7 +39,9 @@ def no_triggers(db):
 
 
 def lgw(gateway, **conf):
+    """A gateway with hint_source = logical, one process (the tests count its sessions and its slot)."""
     conf.setdefault("hint_source", "logical")
+    conf.setdefault("workers", 1)
     return gateway(**conf)
 
 
@@ -290,7 +292,7 @@ def test_the_temporary_slot_is_gone_once_the_gateway_is_killed(gateway, world, d
 # ---- refusals ----
 
 def test_a_role_without_replication_is_refused_naming_the_fix(gateway, world, pg):
-    gw = gateway(wait_ready=None, hint_source="logical", database=pg.gateway_uri)
+    gw = gateway(wait_ready=None, workers=1, hint_source="logical", database=pg.gateway_uri)
     assert wait_exit(gw) == 1
     line = next((l for l in gw.log().splitlines() if "REPLICATION" in l and "refused" in l), None)
     assert line, gw.log_tail()
@@ -300,7 +302,7 @@ def test_a_role_without_replication_is_refused_naming_the_fix(gateway, world, pg
 def test_a_database_without_the_publication_is_refused_naming_the_fix(gateway, world, db):
     with db.cursor() as cur:
         cur.execute("DROP PUBLICATION pollgate")
-    gw = gateway(wait_ready=None, hint_source="logical")
+    gw = gateway(wait_ready=None, workers=1, hint_source="logical")
     assert wait_exit(gw) == 1
     line = next((l for l in gw.log().splitlines() if "publication" in l and "refused" in l), None)
     assert line and "db/migrations" in line, gw.log_tail()
@@ -311,7 +313,7 @@ def test_wal_level_replica_is_refused_at_start_naming_the_setting(gateway, pg, n
     try:
         pg.restart()
         t0 = time.monotonic()
-        gw = gateway(wait_ready=None, hint_source="logical")
+        gw = gateway(wait_ready=None, workers=1, hint_source="logical")
         assert wait_exit(gw) == 1
         took = time.monotonic() - t0
         line = next((l for l in gw.log().splitlines() if "wal_level" in l and "refused" in l), None)
@@ -331,7 +333,7 @@ def test_no_free_replication_slot_is_logged_naming_the_fix_and_retried(gateway, 
         for n in names:
             cur.execute("SELECT pg_create_physical_replication_slot(%s)", (n,))
     try:
-        gw = gateway(wait_ready=False, hint_source="logical", db_reconnect_min="100ms", db_reconnect_max="300ms")
+        gw = gateway(wait_ready=False, workers=1, hint_source="logical", db_reconnect_min="100ms", db_reconnect_max="300ms")
         gw.wait_log(r"no replication slot free \(max_replication_slots = \d+, \d+ in use\): raise max_replication_slots")
         assert gw.get("/readyz").status == 503 and gw.running
     finally:
@@ -404,7 +406,7 @@ def test_grant_sql_with_logical_gives_the_role_what_the_slot_needs(gateway, worl
                         "has_table_privilege(%s, 'operation_runs', 'UPDATE') FROM pg_roles WHERE rolname = %s",
                         (role, role, role))
             assert cur.fetchone() == (True, True, False)
-        gw = gateway(hint_source="logical", database=f"postgresql://{role}@{pg.host}:{pg.port}/{pg.dbname}")
+        gw = gateway(hint_source="logical", workers=1, database=f"postgresql://{role}@{pg.host}:{pg.port}/{pg.dbname}")
         assert gw.metrics().value("pollgate_logical_up") == 1
         gw.stop()
     finally:

@@ -128,6 +128,8 @@ static void test_defaults_are_the_documented_values(void **state)
 	assert_int_equal(c->metrics_allow.n, 2);
 	assert_int_equal(c->trusted_proxies.n, 0);
 	assert_null(c->trusted_proxies.items);
+	assert_int_equal(c->workers, 0); /* auto */
+	assert_int_equal(conf_workers(c), (int)sysconf(_SC_NPROCESSORS_ONLN));
 	assert_int_equal(c->max_waiters, 100000);
 	assert_int_equal(c->max_waiters_per_principal, 64);
 	assert_int_equal(c->max_waiters_per_client, 256);
@@ -747,6 +749,7 @@ static int64_t value_of(const conf *c, const char *key)
 	if (strcmp(key, "max_wait") == 0) return c->max_wait_ms;
 	if (strcmp(key, "db_pool_size") == 0) return c->db_pool_size;
 	if (strcmp(key, "max_waiters") == 0) return c->max_waiters;
+	if (strcmp(key, "workers") == 0) return c->workers;
 	if (strcmp(key, "retry_after") == 0) return c->retry_after_s;
 	if (strcmp(key, "reread_batch_max") == 0) return c->reread_batch_max;
 	if (strcmp(key, "drain_timeout") == 0) return c->drain_timeout_ms;
@@ -848,6 +851,13 @@ static void test_bounds_are_inclusive(void **state)
 		{"db_pool_size", "+5", 0, "invalid integer '+5' for db_pool_size: use a whole number", NULL},
 		{"db_pool_size", "5 5", 0, "invalid integer '5 5' for db_pool_size", NULL},
 		{"db_pool_size", "0x10", 0, "invalid integer '0x10' for db_pool_size", NULL},
+		{"workers", "auto", 0, NULL, NULL},
+		{"workers", "1", 1, NULL, NULL},
+		{"workers", "256", 256, NULL, NULL},
+		{"workers", "0", 0, "workers must be between 1 and 256 (got 0)", NULL},
+		{"workers", "257", 0, "workers must be between 1 and 256 (got 257)", NULL},
+		{"workers", "Auto", 0, "invalid value 'Auto' for workers: use auto or a whole number", NULL},
+		{"workers", "2x", 0, "invalid value '2x' for workers: use auto or a whole number", NULL},
 		{"max_waiters", "10000000", 10000000, NULL, NULL},
 		{"max_waiters", "10000001", 0, "max_waiters must be between 1 and 10000000 (got 10000001)", NULL},
 		{"reread_batch_max", "0", 0, "reread_batch_max must be between 1 and 100000 (got 0)", NULL},
@@ -1057,12 +1067,13 @@ static void test_keep_static_reports_changed_restart_keys_and_keeps_the_old_valu
 {
 	conf *old = load_ok("listen = 0.0.0.0:9000\ndb_pool_size = 4\nmax_wait = 30s\ndatabase = host=a\n");
 	conf *fresh = load_ok("listen = 127.0.0.1:8080\ndb_pool_size = 4\nmax_wait = 40s\ndatabase = host=b\n"
-	                      "db_query_timeout = 3s\nmetrics_allow = 10.0.0.0/8\n");
+	                      "db_query_timeout = 3s\nmetrics_allow = 10.0.0.0/8\nworkers = 3\n");
 	char reported[256] = "";
 	(void)state;
 
 	conf_keep_static(fresh, old, collect, reported);
-	assert_string_equal(reported, "listen,database,db_query_timeout,");
+	assert_string_equal(reported, "listen,database,db_query_timeout,workers,");
+	assert_int_equal(fresh->workers, 0); /* the running number of processes stays until a restart */
 	assert_string_equal(fresh->listen, "0.0.0.0:9000");
 	assert_string_equal(fresh->listen_host, "0.0.0.0");
 	assert_int_equal(fresh->listen_port, 9000);

@@ -105,6 +105,22 @@ static void test_json_members(void **state)
 	free(line);
 }
 
+static void test_process_field_on_every_line(void **state)
+{
+	(void)state;
+	cm_log_set_process("worker=3");
+	char *a = capture(CM_LOG_LOGFMT, NULL, "/x");
+	char *b = capture(CM_LOG_JSON, NULL, "/x");
+	cm_log_set_process(NULL);
+	char *c = capture(CM_LOG_LOGFMT, NULL, "/x");
+	assert_non_null(strstr(a, " worker=3\n"));
+	assert_non_null(strstr(b, "\"worker\":3}"));
+	assert_null(strstr(c, "worker="));
+	free(a);
+	free(b);
+	free(c);
+}
+
 static void test_quote(void **state)
 {
 	(void)state;
@@ -131,6 +147,7 @@ int main(void)
 		cmocka_unit_test(test_logfmt_injection),
 		cmocka_unit_test(test_json_members),
 		cmocka_unit_test(test_quote),
+		cmocka_unit_test(test_process_field_on_every_line),
 		cmocka_unit_test(test_priorities),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
