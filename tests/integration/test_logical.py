@@ -411,3 +411,24 @@ def test_grant_sql_with_logical_gives_the_role_what_the_slot_needs(gateway, worl
         gw.stop()
     finally:
         pg.psql(f"DROP OWNED BY {role}; DROP ROLE IF EXISTS {role}")
+
+
+def test_each_worker_streams_through_its_own_slot(gateway, world, no_triggers, pg):
+    db = no_triggers
+    old_run(db, 42)
+    gw = lgw(gateway, workers=2)
+    assert len(pg.backends(LOGICAL)) == 2
+    with pg._temp_conn() as c, c.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pollgate_%' AND temporary")
+        assert cur.fetchone()[0] == 2
+    etag = gw.get("/v1/runs/42?wait=0", token="tok-alice").etag
+    mg = hold(gw, "/v1/runs/42", "tok-alice", etag, n=4)  # spread over both workers by SO_REUSEPORT
+    wait_held(gw, 4)
+    t0 = time.monotonic()
+    set_run(db, 42, summary_counts={"two": "workers"})
+    rs = mg.results()
+    assert [r.status for r in rs] == [200] * 4 and time.monotonic() - t0 < 2.0
+    m = gw.metrics()
+    assert m.value("pollgate_logical_up") == 1 and m.value("pollgate_listen_up") == 1
+    # both workers decoded the commit (the other worker's figures are published every 10 ms)
+    wait_for(lambda: gw.metrics().value("pollgate_logical_transactions_total") >= 2, what="both workers' counts")
