@@ -16,6 +16,7 @@
 #   make uninstall        the same files (a config that was edited stays)
 #   make man              build/man/pollgate.8 and pollgate.conf.5 (the key list comes from gateway/config.c)
 #   make test-package     the Debian package: build, lintian, install, run, purge (scripts/test-package.sh)
+#   make bench-peers [BENCH_PEERS_ROWS=10000x100:burst,...]   pollgate and nginx+nchan on one workload
 #
 # Every library comes through pkg-config. Objects go under build/<variant>/ so the plain and the
 # sanitizer builds never mix.
@@ -78,7 +79,9 @@ $(BUILD)/%.o: %.c
 # can be tested while another is mid-change. Unlisted tests link every room.
 room_obj = $(patsubst %.c,$(BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 TEST_OBJ_policy  = $(call room_obj,policy/% common/%)
-TEST_OBJ_config  = $(call room_obj,gateway/config.c gateway/cidr.c auth/jwt.c policy/% common/%)
+TEST_OBJ_config  = $(call room_obj,gateway/config.c gateway/conf-% gateway/cidr.c auth/jwt.c policy/% common/%)
+TEST_OBJ_conf_engine = $(call room_obj,gateway/conf-% gateway/cidr.c policy/% common/%)
+TEST_OBJ_conf_types  = $(call room_obj,gateway/conf-% gateway/cidr.c policy/% common/%)
 TEST_OBJ_auth    = $(call room_obj,auth/% policy/% common/%)
 TEST_OBJ_jwt     = $(call room_obj,auth/jwt.c)
 TEST_OBJ_queries = $(call room_obj,db/queries.c common/%)
@@ -168,6 +171,20 @@ bench-scale: pollgate
 build/write_floor: bench/write_floor.c
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -o $@ $<
+
+# make bench-peers: nginx + nchan (installed through scripts/deps.sh bench when run as root) and the
+# release ./pollgate side by side, same workloads, same load generator (build/peers_load); the table is
+# printed and written to build/bench-peers.json (bench/README.md). BENCH_PEERS_ROWS=NxR:paced|burst,...
+# (or all) selects rows, BENCH_PEERS_REPEAT=2 runs each twice, BENCH_PEERS_ARGS passes other options.
+.PHONY: bench-peers
+bench-peers:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory pollgate build/peers_load build/write_floor
+	/usr/bin/python3 bench/peers.py $(BENCH_PEERS_ARGS)
+
+build/peers_load: bench/peers_load.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -Wshadow -o $@ $<
 
 # make run installs only what running needs (scripts/deps.sh run: no browser, proxies or test tools).
 # Ports: HTTP_PORT=8080 WEB_PORT=8081 PG_PORT=54329 make run (environment or make variables; both reach
@@ -336,7 +353,7 @@ FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 .SECONDARY: $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 fuzz_obj = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 FUZZ_OBJ_request = $(call fuzz_obj,gateway/http.c gateway/cidr.c auth/auth.c common/%)
-FUZZ_OBJ_config  = $(call fuzz_obj,gateway/config.c gateway/cidr.c auth/jwt.c policy/% common/%)
+FUZZ_OBJ_config  = $(call fuzz_obj,gateway/config.c gateway/conf-% gateway/cidr.c auth/jwt.c policy/% common/%)
 FUZZ_OBJ_jwt     = $(call fuzz_obj,auth/jwt.c)
 FUZZ_OBJ_log     = $(call fuzz_obj,common/%)
 

@@ -2,7 +2,8 @@
  * gateway/config.h — the configuration file: `key = value` lines, `#` comments, durations with units.
  *
  * The keys are one declarative table in config.c (name, type, target, default, bounds, reloadable, a
- * one-line reason). conf_load() parses a whole file into a new struct conf or reports every error it
+ * one-line reason), walked by the config engine (conf-engine.h) through the value types of conf-types.h
+ * and conf-policy.h. conf_load() parses a whole file into a new struct conf or reports every error it
  * found as `FILE:LINE: message`; nothing is applied from a file with an error. Reload (SIGHUP) parses a
  * new conf and the caller swaps it in only on success, keeping non-reloadable keys from the old one.
  */
@@ -16,6 +17,7 @@
 
 #include "auth/jwt.h"
 #include "gateway/cidr.h"
+#include "gateway/conf-redact.h" /* conf_redact_conninfo, part of this API */
 #include "policy/policy.h"
 
 
@@ -94,12 +96,6 @@ int conf_workers(const conf *c);
 /* For reload: copies every non-reloadable key's value from `old` into `fresh`, calling `report` once for
  * each such key whose value differs (so the caller can log "KEY changed; restart to apply"). */
 void conf_keep_static(conf *fresh, const conf *old, void (*report)(const char *key, void *arg), void *arg);
-
-/* A libpq connection string with its password replaced by REDACTED, in both forms: the URI
- * (postgresql://user:secret@host/db, and ?password=secret) and key=value (password=secret, or
- * password = 'it\'s quoted'). Writes at most cap bytes, NUL-terminated (twice the input's length + 16
- * suffices). */
-void conf_redact_conninfo(const char *in, char *out, size_t cap);
 
 /* Write every key with its current value as "key = value" lines (for --print-config and tests); the
  * database password is redacted. */

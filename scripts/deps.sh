@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # scripts/deps.sh — make sure the Debian packages pollgate builds, runs and tests with are installed.
 #
-#   scripts/deps.sh [GROUP...]     GROUP: build, run, test, package; none = build run test (what make test needs)
+#   scripts/deps.sh [GROUP...]     GROUP: build, run, test, package, bench; none = build run test (what make test needs)
 #
 #   build    the compiler and the libraries: enough for `make` and `make install`
 #   run      build + PostgreSQL 15, python3-psycopg2 (the simulator), curl: enough for `make run`
 #   test     run + the suites' tools: clang (fuzzing), cmocka, pytest, pgbouncer, nginx, HAProxy, Chromium,
 #            node (the browser suite), mandoc (the man page lint)
 #   package  build + debhelper, dpkg-dev, fakeroot, lintian, adduser: `make test-package`
+#   bench    run + nginx and its nchan module (libnginx-mod-nchan): `make bench-peers`
 #
 # Quiet when everything is there ("deps: all present"). As root it installs what is missing with apt-get;
 # otherwise it prints the exact command to run and exits 1. postgresql-15 may create and start a default
@@ -32,6 +33,7 @@ TEST=(
 )
 command -v node >/dev/null 2>&1 || TEST+=(nodejs npm) # the browser suite's driver (tests/browser); a node already there is kept
 PACKAGE=(debhelper dpkg-dev fakeroot lintian adduser)
+BENCH=(nginx libnginx-mod-nchan)
 
 [ $# -gt 0 ] || set -- build run test
 PACKAGES=()
@@ -41,7 +43,8 @@ for g in "$@"; do
 	run) PACKAGES+=("${BUILD[@]}" "${RUN[@]}") ;;
 	test) PACKAGES+=("${BUILD[@]}" "${RUN[@]}" "${TEST[@]}") ;;
 	package) PACKAGES+=("${BUILD[@]}" "${PACKAGE[@]}") ;;
-	*) echo "deps: unknown group '$g' (build, run, test, package)" >&2; exit 2 ;;
+	bench) PACKAGES+=("${BUILD[@]}" "${RUN[@]}" "${BENCH[@]}") ;;
+	*) echo "deps: unknown group '$g' (build, run, test, package, bench)" >&2; exit 2 ;;
 	esac
 done
 mapfile -t PACKAGES < <(printf '%s\n' "${PACKAGES[@]}" | awk '!seen[$0]++')
