@@ -8,6 +8,7 @@
 #                         (HTTP_PORT=, WEB_PORT=, PG_PORT= to move it; installs only what running needs)
 #   make test-browser     web/pollgate.js and the demo page in the system Chromium (also the last step of make test)
 #   make bench-triggers   what the hint triggers cost the application's writes (pgbench; build/bench-triggers.json)
+#   make bench-hints      wake latency, hint_source = logical against notify in one run (build/bench-hints.json)
 #   make test-scale       several gateways behind HAProxy and nginx: failover, rolling restart (tests/scale/)
 #   make bench-scale      what 1, 2, 4, 8 gateways cost PostgreSQL with 10,000 clients (bench/scale_cost.py)
 #   make fuzz [FUZZ_TIME=60]   libFuzzer targets (clang), FUZZ_TIME seconds each; fuzz-regress replays the corpus
@@ -135,13 +136,21 @@ bench: pollgate build/write_floor
 	/usr/bin/python3 bench/longpoll_bench.py $(BENCH_ARGS)
 
 # make bench-triggers: pgbench updating one random operation_runs row per transaction at 1, 8 and 32 clients,
-# with the hint triggers and without, on a throwaway cluster with default durability (bench/triggers_bench.py).
+# with the hint triggers (notify), with hint_source = logical (a ./pollgate streaming the changes, no trigger)
+# and with neither (none), on a throwaway cluster with default durability (bench/triggers_bench.py).
 # BENCH_TRIGGERS_SECONDS (default 10 per point), BENCH_TRIGGERS_CLIENTS, BENCH_TRIGGERS_SOURCES,
 # BENCH_TRIGGERS_SYNC (on|off: synchronous_commit of the writers) tune it.
 # Writes build/bench-triggers.json.
 .PHONY: bench-triggers
-bench-triggers: deps
+bench-triggers: deps pollgate
 	/usr/bin/python3 bench/triggers_bench.py $(BENCH_TRIGGERS_ARGS)
+
+# make bench-hints: wake latency of hint_source = logical against notify, two gateways on one throwaway
+# cluster at once, the same commits (bench/hint_latency.py). BENCH_HINTS_ARGS passes options.
+# Writes build/bench-hints.json.
+.PHONY: bench-hints
+bench-hints: deps pollgate
+	/usr/bin/python3 bench/hint_latency.py $(BENCH_HINTS_ARGS)
 
 # make test-scale: three gateways on one PostgreSQL behind the shipped HAProxy and nginx configs, with
 # thousands of browser-like clients: failover (kill -9), rolling restart, NOTIFY and revocation on every

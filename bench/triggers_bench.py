@@ -3,7 +3,8 @@
 
     make bench-triggers
     /usr/bin/python3 bench/triggers_bench.py [--seconds 10] [--clients 1,8,32] [--rows 10000]
-                                             [--sources notify,none] [--synchronous-commit on|off]
+                                             [--sources none,notify,logical] [--synchronous-commit on|off]
+                                             [--repeat 1]
                                              [--database URI] [--json PATH]
 
 pgbench updates one random operation_runs row per transaction, changing a served column (summary_counts),
@@ -11,6 +12,9 @@ at each client count, once per hint source:
 
   notify  the hint triggers of db/migrations (pollgate_attach): every UPDATE sends a NOTIFY, and a
           session LISTENs and drains them as the gateway would
+  logical no hint trigger (pollgate_attach_logical): a real ./pollgate with hint_source = logical streams
+          the changes through its temporary pgoutput slot meanwhile (the cluster runs wal_level = logical
+          for every source, so the columns differ only in the hint source)
   none    no hint trigger on operation_runs (pollgate_detach): the floor
 
 A hint source is one entry of SOURCES below (setup and teardown on the benchmark database), so another
@@ -28,7 +32,8 @@ pollgate_bench_triggers is created and dropped there), which is how the test sui
 application may choose): commits no longer wait for their flush, and neither does the lock.
 
 Environment: BENCH_TRIGGERS_SECONDS, BENCH_TRIGGERS_CLIENTS and BENCH_TRIGGERS_SOURCES override the
-defaults; POLLGATE_PG_BINDIR the PostgreSQL programs (default the newest /usr/lib/postgresql/N/bin).
+defaults; POLLGATE_PG_BINDIR the PostgreSQL programs (default the newest /usr/lib/postgresql/N/bin);
+POLLGATE_BIN the gateway the logical source runs (default ./pollgate).
 Prints a table (tps per source per client count and each source's ratio to `none`) and writes
 build/bench-triggers.json.
 """
@@ -41,6 +46,8 @@ import platform
 import re
 import select
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,7 +108,9 @@ class Cluster:
         with open(self.data / "postgresql.conf", "a") as f:
             f.write(f"\n# bench/triggers_bench.py: defaults but for these\nport = {self.port}\n"
                     f"listen_addresses = ''\nunix_socket_directories = '{self.base}'\nmax_connections = 100\n"
-                    "shared_buffers = 256MB\nmax_wal_size = 4GB\n")
+                    "shared_buffers = 256MB\nmax_wal_size = 4GB\n"
+                    "# the logical source needs these; every source runs with them, for a fair comparison\n"
+                    "wal_level = logical\nmax_wal_senders = 10\nmax_replication_slots = 10\n")
         self.run(self.owner([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "log"), "-w",
                              "-t", "60", "start"]))
 
@@ -172,11 +181,72 @@ def none_setup(conn):
     exec_sql(conn, "SELECT pollgate_detach('operation_runs')")
 
 
+class LogicalGateway:
+    """./pollgate with hint_source = logical on the benchmark database, for the length of a point."""
+
+    def __init__(self, conninfo):
+        import urllib.request
+        self._urlopen = urllib.request.urlopen
+        self.dir = Path(tempfile.mkdtemp(prefix="pollgate-bt-gw-"))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        conf = self.dir / "pollgate.conf"
+        conf.write_text(f"listen = 127.0.0.1:{self.port}\ndatabase = \"{conninfo}\"\nhint_source = logical\n"
+                        "log_level = warn\n")
+        binary = os.environ.get("POLLGATE_BIN") or str(REPO / "pollgate")
+        self.log = open(self.dir / "pollgate.log", "wb")
+        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pollgate exited {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                with self._urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError(f"pollgate not ready within 30 s:\n{self.log_text()}")
+            time.sleep(0.05)
+
+    def log_text(self):
+        return (self.dir / "pollgate.log").read_text(errors="replace")[-3000:]
+
+    def metric(self, name):
+        with self._urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return None
+
+    def stop(self):
+        try:
+            transactions = self.metric("pollgate_logical_transactions_total")
+        finally:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.log.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return int(transactions or 0)
+
+
+def logical_setup(conn):
+    notify_setup(conn)
+    exec_sql(conn, "SELECT pollgate_attach_logical('operation_runs', 'run', 'id')")
+
+
 SOURCES = {
     "none": {"setup": none_setup, "teardown": lambda conn: None, "listen": False,
              "what": "no hint trigger on operation_runs"},
     "notify": {"setup": notify_setup, "teardown": notify_teardown, "listen": True,
                "what": "pollgate_attach row triggers (pg_notify per UPDATE), one LISTEN session draining"},
+    "logical": {"setup": logical_setup, "teardown": notify_teardown, "listen": False, "gateway": True,
+                "what": "no trigger (pollgate_attach_logical); ./pollgate with hint_source = logical streaming "
+                        "the changes through a temporary pgoutput slot"},
 }
 
 
@@ -204,8 +274,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=int, default=int(env_default("BENCH_TRIGGERS_SECONDS", "10")))
     ap.add_argument("--clients", default=env_default("BENCH_TRIGGERS_CLIENTS", "1,8,32"))
-    ap.add_argument("--sources", default=env_default("BENCH_TRIGGERS_SOURCES", "none,notify"))
+    ap.add_argument("--sources", default=env_default("BENCH_TRIGGERS_SOURCES", "none,notify,logical"))
     ap.add_argument("--rows", type=int, default=10000)
+    ap.add_argument("--repeat", type=int, default=int(env_default("BENCH_TRIGGERS_REPEAT", "1")),
+                    help="measure each point this many times, interleaved with the other sources; the table "
+                         "shows the median (a shared machine drifts)")
     ap.add_argument("--synchronous-commit", choices=("on", "off"), default=env_default("BENCH_TRIGGERS_SYNC", "on"),
                     help="synchronous_commit of pgbench's sessions (default on, PostgreSQL's default)")
     ap.add_argument("--database", help="a superuser conninfo/URI of an existing server (default: a throwaway "
@@ -261,26 +334,39 @@ def main():
               f"{args.rows} rows; PostgreSQL {settings['server_version']} fsync={settings['fsync']} "
               f"synchronous_commit={args.synchronous_commit} (pgbench sessions)", flush=True)
         for c in clients:
-            for s in sources:
-                src = SOURCES[s]
-                src["setup"](bconn)
-                exec_sql(bconn, "VACUUM operation_runs")
-                exec_sql(bconn, "CHECKPOINT")
-                listener = Listener(target) if src["listen"] else None
-                if listener:
-                    listener.start()
-                try:
-                    tps, failed = run_pgbench(bindir, target, script, c, args.seconds, args.rows,
-                                              args.synchronous_commit)
-                finally:
+            for rep in range(max(1, args.repeat)):
+                for s in sources:
+                    src = SOURCES[s]
+                    src["setup"](bconn)
+                    exec_sql(bconn, "VACUUM operation_runs")
+                    exec_sql(bconn, "CHECKPOINT")
+                    listener = Listener(target) if src["listen"] else None
                     if listener:
-                        listener.stop()
-                    src["teardown"](bconn)
-                point = {"tps": round(tps, 1), "failed": failed}
-                if listener:
-                    point["notifications_received"] = listener.received
-                results.setdefault(str(c), {})[s] = point
-                print(f"  clients={c:<3} {s:<8} {tps:10.1f} tps", flush=True)
+                        listener.start()
+                    gw = LogicalGateway(target) if src.get("gateway") else None
+                    decoded = None
+                    try:
+                        tps, failed = run_pgbench(bindir, target, script, c, args.seconds, args.rows,
+                                                  args.synchronous_commit)
+                    finally:
+                        if listener:
+                            listener.stop()
+                        if gw:
+                            # Let it catch up with the stream (bounded), then count what it decoded.
+                            t_end = time.monotonic() + 10
+                            while time.monotonic() < t_end and (gw.metric("pollgate_logical_lag_bytes") or 0) > 0:
+                                time.sleep(0.1)
+                            decoded = gw.stop()
+                        src["teardown"](bconn)
+                    point = results.setdefault(str(c), {}).setdefault(s, {"tps_runs": [], "failed": 0})
+                    point["tps_runs"].append(round(tps, 1))
+                    point["tps"] = round(statistics.median(point["tps_runs"]), 1)
+                    point["failed"] += failed
+                    if listener:
+                        point["notifications_received"] = point.get("notifications_received", 0) + listener.received
+                    if gw:
+                        point["transactions_decoded"] = point.get("transactions_decoded", 0) + decoded
+                    print(f"  clients={c:<3} {s:<8} {tps:10.1f} tps", flush=True)
         bconn.close()
         shutil.rmtree(script_dir, ignore_errors=True)
         if args.database:
@@ -312,6 +398,7 @@ def main():
         "what": "pgbench: one UPDATE of a random operation_runs row (summary_counts) per transaction",
         "seconds_per_point": args.seconds,
         "rows": args.rows,
+        "repeat": args.repeat,
         "clients": clients,
         "sources": {s: SOURCES[s]["what"] for s in sources},
         "server": settings,

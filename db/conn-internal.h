@@ -1,5 +1,5 @@
 /*
- * db/conn-internal.h — connection machinery shared by db/pool.c and db/listen.c, and by nothing else.
+ * db/conn-internal.h — connection machinery shared by db/pool.c, db/listen.c and db/logical.c, and by nothing else.
  *
  * It owns the parts both need and neither should write twice: opening a libpq connection with our
  * keyword list (application name, keepalives, TCP user timeout), stepping PQconnectPoll, keeping one
@@ -63,6 +63,11 @@ void db_conn_io_free(db_conn_io *io);
  * writes a one-line reason to why[cap]; parse errors are redacted (they can echo the conninfo). */
 PGconn *db_conn_start(const char *conninfo, const char *application_name, db_conn_tag *tag, char *why,
                       size_t cap) __attribute__((warn_unused_result));
+
+/* db_conn_start with replication=database (after dbname, so it wins): a walsender connection for logical
+ * decoding (db/logical.c). Same keepalives, notice routing and error handling. */
+PGconn *db_conn_start_replication(const char *conninfo, const char *application_name, db_conn_tag *tag, char *why,
+                                  size_t cap) __attribute__((warn_unused_result));
 
 /* One PQconnectPoll step. Returns 1 when connected (and set non-blocking), 0 when still connecting
  * with *want set to EV_READ or EV_WRITE, -1 when the attempt failed (reason in PQerrorMessage). */

@@ -97,11 +97,12 @@ static void redact_quoted(char *out, size_t cap, const char *in)
 	out[w] = '\0';
 }
 
-PGconn *db_conn_start(const char *conninfo, const char *application_name, db_conn_tag *tag, char *why,
-                      size_t cap)
+/* `replication` ("database" or NULL) goes after dbname, so it wins over one in the conninfo. */
+static PGconn *conn_start(const char *conninfo, const char *application_name, const char *replication,
+                          db_conn_tag *tag, char *why, size_t cap)
 {
-	const char *keys[9];
-	const char *vals[9];
+	const char *keys[10];
+	const char *vals[10];
 	int n = 0;
 	PGconn *pg = NULL;
 
@@ -112,6 +113,7 @@ PGconn *db_conn_start(const char *conninfo, const char *application_name, db_con
 	keys[n] = "tcp_user_timeout", vals[n++] = "30000";
 	keys[n] = "dbname", vals[n++] = conninfo ? conninfo : "";
 	if (application_name && application_name[0]) keys[n] = "application_name", vals[n++] = application_name;
+	if (replication) keys[n] = "replication", vals[n++] = replication;
 	keys[n] = NULL, vals[n] = NULL;
 	tag->fatal[0] = '\0';
 
@@ -133,6 +135,18 @@ PGconn *db_conn_start(const char *conninfo, const char *application_name, db_con
 err:
 	if (pg) PQfinish(pg);
 	return NULL;
+}
+
+PGconn *db_conn_start(const char *conninfo, const char *application_name, db_conn_tag *tag, char *why,
+                      size_t cap)
+{
+	return conn_start(conninfo, application_name, NULL, tag, why, cap);
+}
+
+PGconn *db_conn_start_replication(const char *conninfo, const char *application_name, db_conn_tag *tag, char *why,
+                                  size_t cap)
+{
+	return conn_start(conninfo, application_name, "database", tag, why, cap);
 }
 
 int db_conn_poll(PGconn *pg, short *want)

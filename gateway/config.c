@@ -55,6 +55,7 @@
 
 static int check_cookie_name(const char *value, char *err, size_t errlen);
 static int check_origins(const char *value, char *err, size_t errlen);
+static int check_hint_source(const char *value, char *err, size_t errlen);
 
 #define OFF(f) offsetof(conf, f)
 #define FSIZE(f) sizeof(((conf *)0)->f)
@@ -86,6 +87,9 @@ static const conf_key keys[] = {
 	    "cap of the doubling reconnect delay, so a long outage is not hammered"),
 	DUR("db_heartbeat", db_heartbeat_ms, "5s", MS(100), MIN(5), 0,
 	    "the LISTEN session asks the server this often; no answer within it means a dead link: reconnect"),
+	STR("hint_source", hint_source, "notify", 0, check_hint_source,
+	    "where wake-up hints come from: notify (row triggers + LISTEN) or logical (a temporary logical "
+	    "replication slot on the publication pollgate; no triggers, needs wal_level = logical and REPLICATION)"),
 	INT("reread_batch_max", reread_batch_max, "1000", 1, 100000, K_RELOAD,
 	    "dirty resources re-read by one query; bounds query size after a burst of NOTIFYs"),
 	DUR("default_wait", default_wait_ms, "25s", MS(0), HOUR(1), K_RELOAD,
@@ -203,6 +207,15 @@ static int check_cookie_name(const char *value, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+static int check_hint_source(const char *value, char *err, size_t errlen)
+{
+	char sb[SHOW_BUF];
+
+	if (strcmp(value, "notify") == 0 || strcmp(value, "logical") == 0) return 0;
+	snprintf(err, errlen, "invalid hint_source '%s': use notify or logical", show(value, sb));
+	return -1;
 }
 
 /* One origin as browsers serialise it (RFC 6454): lower-case http or https, a lower-case host name, IPv4

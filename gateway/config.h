@@ -36,6 +36,7 @@ typedef struct conf {
 	int64_t db_reconnect_min_ms;
 	int64_t db_reconnect_max_ms;
 	int64_t db_heartbeat_ms;
+	char *hint_source; /* owned: "notify" or "logical" (checked) */
 	int64_t reread_batch_max;
 
 	int64_t default_wait_ms;

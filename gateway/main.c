@@ -23,6 +23,7 @@
 #include "common/hmap.h"
 #include "common/log.h"
 #include "db/listen.h"
+#include "db/logical.h"
 #include "db/pool.h"
 #include "gateway/config.h"
 #include "gateway/metrics.h"
@@ -46,6 +47,7 @@ typedef struct app {
 	struct event_base *base;
 	db_pool *pool;
 	db_listen *listen;
+	db_logical *logical; /* hint_source = logical (then listen is NULL) */
 	gw_registry *reg;
 	gw_server *srv;
 	gw_shm *shm; /* workers > 1: the memory shared with the others (this worker's mapping), else NULL */
@@ -133,6 +135,22 @@ static void on_listen_fatal(void *arg, const char *why)
 {
 	app *a = arg;
 	log_error("stopping: the database cannot serve LISTEN reason=%s", CM_Q(why));
+	a->exit_code = 1;
+	event_base_loopexit(a->base, NULL);
+}
+
+/* hint_source = logical: a TRUNCATE or an oversized transaction asks to re-read everything held, as after
+ * a reconnect. */
+static void on_logical_resync(void *arg)
+{
+	app *a = arg;
+	gw_reg_listen_up(a->reg);
+}
+
+static void on_logical_fatal(void *arg, const char *why)
+{
+	app *a = arg;
+	log_error("stopping: the database cannot serve hint_source = logical reason=%s", CM_Q(why));
 	a->exit_code = 1;
 	event_base_loopexit(a->base, NULL);
 }
@@ -278,6 +296,7 @@ static void app_free(app *a)
 	gw_server_free(a->srv);
 	gw_reg_free(a->reg);
 	db_listen_free(a->listen);
+	db_logical_free(a->logical);
 	db_pool_free(a->pool);
 	if (a->base) event_base_free(a->base);
 	gw_shm_free(a->shm);
@@ -392,13 +411,31 @@ int main(int argc, char **argv)
 		.on_fatal = on_listen_fatal,
 		.arg = &a,
 	};
+	/* The hint source is one or the other (hint_source, read at start only): the same hooks either way. */
+	db_logical_opts lgo = {
+		.conninfo = a.cfg->database,
+		.application_name = "pollgate-logical",
+		.publication = "pollgate",
+		.connect_timeout_ms = a.cfg->db_connect_timeout_ms,
+		.reconnect_min_ms = a.cfg->db_reconnect_min_ms,
+		.reconnect_max_ms = a.cfg->db_reconnect_max_ms,
+		.heartbeat_ms = a.cfg->db_heartbeat_ms,
+		.on_notify = on_notify,
+		.on_resync = on_logical_resync,
+		.on_up = on_listen_up,
+		.on_down = on_listen_down,
+		.on_fatal = on_logical_fatal,
+		.arg = &a,
+	};
+	bool logical = strcmp(a.cfg->hint_source, "logical") == 0;
 	if ((a.pool = db_pool_new(a.base, &po)) == NULL || (a.reg = gw_reg_new(a.base, a.cfg, a.pool)) == NULL ||
-	    (a.listen = db_listen_new(a.base, &lo)) == NULL ||
+	    (logical ? (a.logical = db_logical_new(a.base, &lgo)) == NULL : (a.listen = db_listen_new(a.base, &lo)) == NULL) ||
 	    (a.srv = gw_server_new(a.base, a.cfg, a.reg, a.pool, a.listen)) == NULL) {
 		log_error("start-up failed reason=\"out of memory\"");
 		app_free(&a);
 		return 1;
 	}
+	gw_server_set_logical(a.srv, a.logical);
 	if (a.shm) {
 		gw_reg_set_shared(a.reg, a.shm, a.worker);
 		if (gw_server_set_shared(a.srv, a.shm, a.worker) != 0) {
@@ -432,7 +469,8 @@ int main(int argc, char **argv)
 		gw_server_publish_ready(a.srv);
 		sigprocmask(SIG_UNBLOCK, &forked, NULL);
 	}
-	log_info("pollgate started version=%s listen=%s pool=%d", POLLGATE_VERSION, a.cfg->listen, a.cfg->db_pool_size);
+	log_info("pollgate started version=%s listen=%s pool=%d hint_source=%s", POLLGATE_VERSION, a.cfg->listen,
+	         a.cfg->db_pool_size, a.cfg->hint_source);
 	event_base_dispatch(a.base);
 	/* From here on a repeated stop signal must not kill the tear-down (libevent restores the default
 	 * disposition as it frees its signal events): keep them pending until exit. */

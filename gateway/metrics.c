@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 
 #include "db/listen.h"
+#include "db/logical.h"
 #include "db/pool.h"
 #include "gateway/config.h"
 #include "gateway/hold.h"
@@ -125,7 +126,7 @@ static void read_procs(proc_figures *f, const gw_shm *shm)
 /* ---- snapshots ---- */
 
 void gw_metrics_collect(gw_metrics_snap *out, const gw_metrics_front *front, const struct gw_registry *reg,
-                        const struct db_pool *pool, const struct db_listen *listen)
+                        const struct db_pool *pool, const struct db_listen *listen, const struct db_logical *logical)
 {
 	memset(out, 0, sizeof *out);
 	out->front = *front;
@@ -134,7 +135,9 @@ void gw_metrics_collect(gw_metrics_snap *out, const gw_metrics_front *front, con
 	db_pool_get_stats(pool, &out->pool);
 	out->db_connected = (uint64_t)db_pool_connected(pool);
 	db_listen_get_stats(listen, &out->listen);
-	out->listen_up = db_listen_is_up(listen) ? 1 : 0;
+	out->listen_up = (logical ? db_logical_is_up(logical) : db_listen_is_up(listen)) ? 1 : 0;
+	db_logical_get_stats(logical, &out->logical);
+	out->logical_lag = out->logical.lag_bytes;
 	out->queue_usage = db_listen_queue_usage(listen);
 	out->hints = *db_listen_hints(listen);
 	out->published = 1;
@@ -210,6 +213,7 @@ static void snap_sum(gw_metrics_snap *sum, const gw_metrics_snap *own, const gw_
 		snap_add(sum, other, false);
 		if (!other->listen_up) sum->listen_up = 0;
 		if (other->queue_usage > sum->queue_usage) sum->queue_usage = other->queue_usage;
+		if (other->logical_lag > sum->logical_lag) sum->logical_lag = other->logical_lag;
 	}
 	if (gw_shm_snap_read(shm, GW_SHM_RETIRED, other)) snap_add(sum, other, true);
 	free(other);
@@ -232,12 +236,14 @@ void gw_metrics_retire(gw_shm *shm, int wi)
 	free(acc);
 }
 
+static int render_logical(struct evbuffer *out, const gw_metrics_snap *sum, const struct db_logical *logical);
+
 int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const struct gw_registry *reg,
-                      const struct db_pool *pool, const struct db_listen *listen, const struct conf *cfg, gw_shm *shm,
-                      int self)
+                      const struct db_pool *pool, const struct db_listen *listen, const struct db_logical *logical,
+                      const struct conf *cfg, gw_shm *shm, int self)
 {
 	gw_metrics_snap own, sum;
-	gw_metrics_collect(&own, front, reg, pool, listen);
+	gw_metrics_collect(&own, front, reg, pool, listen, logical);
 	if (shm) {
 		gw_metrics_publish(&own, shm, self);
 		snap_sum(&sum, &own, shm, self);
@@ -374,7 +380,9 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 	P("pollgate_db_errors_total %" PRIu64 "\n", ps.errors);
 	if (head(out, "pollgate_db_reconnects_total", "counter", "Pool connections re-established.")) return -1;
 	P("pollgate_db_reconnects_total %" PRIu64 "\n", ps.reconnects);
-	if (head(out, "pollgate_listen_up", "gauge", "1 while the LISTEN session is up (with workers: every worker's).")) return -1;
+	if (head(out, "pollgate_listen_up", "gauge",
+	         "1 while the hint session is up: the LISTEN session, or the replication stream with hint_source = "
+	         "logical (with workers: every worker's).")) return -1;
 	P("pollgate_listen_up %d\n", sum.listen_up ? 1 : 0);
 	if (head(out, "pollgate_listen_reconnects_total", "counter", "LISTEN sessions re-established.")) return -1;
 	P("pollgate_listen_reconnects_total %" PRIu64 "\n", ls.reconnects);
@@ -420,5 +428,41 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 		  shm ? (gw_shm_worker_listen_up(shm, i) ? 1 : 0) : (own.listen_up ? 1 : 0));
 	if (head(out, "pollgate_worker_restarts_total", "counter", "Worker processes restarted after they died.")) return -1;
 	P("pollgate_worker_restarts_total %" PRIu64 "\n", shm ? gw_shm_restarts(shm) : 0);
+	return render_logical(out, &sum, logical);
+}
+
+/* The logical-decoding hint source's own series (hint_source = logical; nothing otherwise), for the whole
+ * server like the rest: counters summed over the workers, the lag the highest. */
+static int render_logical(struct evbuffer *out, const gw_metrics_snap *sum, const struct db_logical *logical)
+{
+	const db_logical_stats *st = &sum->logical;
+	if (logical == NULL) return 0;
+	if (head(out, "pollgate_logical_up", "gauge",
+	         "1 while the logical replication stream (hint_source = logical) is up (with workers: every worker's).")) return -1;
+	P("pollgate_logical_up %d\n", sum->listen_up ? 1 : 0);
+	if (head(out, "pollgate_logical_lag_bytes", "gauge",
+	         "Server WAL end (as last reported) minus the position confirmed to it (with workers: the highest).")) return -1;
+	P("pollgate_logical_lag_bytes %" PRIu64 "\n", sum->logical_lag);
+	if (head(out, "pollgate_logical_messages_total", "counter", "Replication messages received (data and keepalives).")) return -1;
+	P("pollgate_logical_messages_total %" PRIu64 "\n", st->messages);
+	if (head(out, "pollgate_logical_transactions_total", "counter", "Committed transactions decoded.")) return -1;
+	P("pollgate_logical_transactions_total %" PRIu64 "\n", st->transactions);
+	if (head(out, "pollgate_logical_hints_total", "counter", "Hints handed over, one per resource per transaction.")) return -1;
+	P("pollgate_logical_hints_total %" PRIu64 "\n", st->hints);
+	if (head(out, "pollgate_logical_resyncs_total", "counter",
+	         "Full re-reads asked by the stream (TRUNCATE, an oversized transaction, an unknown old key).")) return -1;
+	P("pollgate_logical_resyncs_total %" PRIu64 "\n", st->resyncs);
+	if (head(out, "pollgate_logical_visibility_waits_total", "counter",
+	         "Commits streamed a moment before new snapshots saw them; their hints waited for that.")) return -1;
+	P("pollgate_logical_visibility_waits_total %" PRIu64 "\n", st->visibility_waits);
+	if (head(out, "pollgate_logical_reconnects_total", "counter", "Replication sessions re-established.")) return -1;
+	P("pollgate_logical_reconnects_total %" PRIu64 "\n", st->reconnects);
+	if (head(out, "pollgate_logical_mapped_tables", "gauge",
+	         "Tables in pollgate_hint_map by kind at the last (re)connect of the answering process (NaN before).")) return -1;
+	for (int k = 0; k < DB_HINT_KINDS; k++) {
+		int n = db_logical_mapped(logical, k);
+		if (n >= 0) P("pollgate_logical_mapped_tables{kind=\"%s\"} %d\n", db_hint_kind_name(k), n);
+		else P("pollgate_logical_mapped_tables{kind=\"%s\"} NaN\n", db_hint_kind_name(k));
+	}
 	return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "db/hints.h"
 #include "db/listen.h"
+#include "db/logical.h"
 #include "db/pool.h"
 #include "gateway/http.h"
 #include "gateway/shared.h"
@@ -23,6 +24,7 @@ struct evbuffer;
 struct gw_registry;
 struct db_pool;
 struct db_listen;
+struct db_logical;
 struct conf;
 
 /* What the HTTP front counts itself (answers it gave without the registry). */
@@ -45,15 +47,19 @@ typedef struct gw_metrics_snap {
 	db_pool_stats pool;
 	uint64_t db_connected; /* gauge */
 	db_listen_stats listen;
+	db_logical_stats logical; /* hint_source = logical (its lag_bytes and flushed_lsn are not used) */
 	/* not summed */
-	uint64_t listen_up;    /* the whole server: 1 only when every worker's session is up */
+	uint64_t listen_up;    /* the whole server: 1 only when every worker's hint session is up */
+	uint64_t logical_lag;  /* hint_source = logical: the highest lag_bytes of a worker */
 	double queue_usage;    /* the highest */
 	db_hints hints;        /* the answering worker's */
 	uint32_t published;
 } gw_metrics_snap;
 
+/* `logical`: the hint session with hint_source = logical (then `listen` is NULL), else NULL; listen_up
+ * follows the session in use. */
 void gw_metrics_collect(gw_metrics_snap *out, const gw_metrics_front *front, const struct gw_registry *reg,
-                        const struct db_pool *pool, const struct db_listen *listen);
+                        const struct db_pool *pool, const struct db_listen *listen, const struct db_logical *logical);
 /* Publish a worker's snapshot into its slot. */
 void gw_metrics_publish(const gw_metrics_snap *own, gw_shm *shm, int self);
 /* The supervisor, when worker `wi` died: fold its last published counters into the retired slot, so
@@ -61,10 +67,10 @@ void gw_metrics_publish(const gw_metrics_snap *own, gw_shm *shm, int self);
 void gw_metrics_retire(gw_shm *shm, int wi);
 
 /* Append the whole exposition. `shm` NULL: this process alone; else the whole server (this process's
- * fresh figures as worker `self`, published on the way, and every other worker's). Returns 0 or -1
- * (out of memory). */
+ * fresh figures as worker `self`, published on the way, and every other worker's). `logical` as for
+ * gw_metrics_collect; with it the pollgate_logical_* series are added. Returns 0 or -1 (out of memory). */
 int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const struct gw_registry *reg,
-                      const struct db_pool *pool, const struct db_listen *listen, const struct conf *cfg, gw_shm *shm,
-                      int self) __attribute__((warn_unused_result));
+                      const struct db_pool *pool, const struct db_listen *listen, const struct db_logical *logical,
+                      const struct conf *cfg, gw_shm *shm, int self) __attribute__((warn_unused_result));
 
 #endif

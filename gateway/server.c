@@ -35,6 +35,7 @@
 #include "common/hmap.h"
 #include "common/log.h"
 #include "db/listen.h"
+#include "db/logical.h"
 #include "db/pool.h"
 #include "gateway/http.h"
 #include "gateway/metrics.h"
@@ -55,6 +56,7 @@ struct gw_server {
 	gw_registry *reg;
 	struct db_pool *pool;
 	struct db_listen *listen;
+	struct db_logical *logical; /* borrowed; set with hint_source = logical, then `listen` is NULL */
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
 	bool draining;
@@ -301,18 +303,25 @@ static void reply_error(gw_server *s, struct evhttp_request *req, gw_route route
 	gw_http_error(req, rid, err, msg, retry, flags);
 }
 
+/* The hint session in use: the LISTEN session, or with hint_source = logical the replication stream. */
+static bool hints_up(const gw_server *s)
+{
+	return s->logical ? db_logical_is_up(s->logical) : db_listen_is_up(s->listen);
+}
+
 static bool ready(const gw_server *s)
 {
-	bool own = db_pool_connected(s->pool) > 0 && db_listen_is_up(s->listen);
+	bool own = db_pool_connected(s->pool) > 0 && hints_up(s);
 	if (s->shm == NULL) return own;
-	gw_shm_set_ready(s->shm, s->worker, db_pool_connected(s->pool) > 0, db_listen_is_up(s->listen));
+	gw_shm_set_ready(s->shm, s->worker, db_pool_connected(s->pool) > 0, hints_up(s));
 	return own && gw_shm_all_ready(s->shm);
 }
 
 static void serve_metrics(gw_server *s, struct evhttp_request *req, const char *rid)
 {
 	struct evbuffer *buf = evbuffer_new();
-	if (buf == NULL || gw_metrics_render(buf, &s->front, s->reg, s->pool, s->listen, s->cfg, s->shm, s->worker) != 0) {
+	if (buf == NULL ||
+	    gw_metrics_render(buf, &s->front, s->reg, s->pool, s->listen, s->logical, s->cfg, s->shm, s->worker) != 0) {
 		if (buf) evbuffer_free(buf);
 		reply_error(s, req, GW_ROUTE_METRICS, rid, GW_ERR_UNAVAILABLE, NULL, 0);
 		return;
@@ -543,6 +552,11 @@ static void apply_limits(gw_server *s)
 	gw_http_set_cors(c->cors_origins, c->cors_max_age_ms / 1000);
 }
 
+void gw_server_set_logical(gw_server *s, struct db_logical *logical)
+{
+	s->logical = logical;
+}
+
 gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *reg, struct db_pool *pool,
                          struct db_listen *listen)
 {
@@ -586,7 +600,7 @@ gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *
 
 void gw_server_publish_ready(gw_server *s)
 {
-	if (s->shm) gw_shm_set_ready(s->shm, s->worker, db_pool_connected(s->pool) > 0, db_listen_is_up(s->listen));
+	if (s->shm) gw_shm_set_ready(s->shm, s->worker, db_pool_connected(s->pool) > 0, hints_up(s));
 }
 
 static void on_publish_tick(evutil_socket_t fd, short what, void *arg)
@@ -595,7 +609,7 @@ static void on_publish_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	gw_metrics_snap snap;
-	gw_metrics_collect(&snap, &s->front, s->reg, s->pool, s->listen);
+	gw_metrics_collect(&snap, &s->front, s->reg, s->pool, s->listen, s->logical);
 	if (s->published == NULL || memcmp(&snap, s->published, sizeof snap) != 0) {
 		gw_metrics_publish(&snap, s->shm, s->worker);
 		if (s->published || (s->published = malloc(sizeof *s->published)) != NULL) *s->published = snap;

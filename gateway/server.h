@@ -18,6 +18,7 @@
 struct event_base;
 struct db_pool;
 struct db_listen;
+struct db_logical;
 
 typedef struct gw_server gw_server;
 
@@ -25,6 +26,10 @@ typedef struct gw_server gw_server;
 gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *reg, struct db_pool *pool,
                          struct db_listen *listen) __attribute__((warn_unused_result));
 void gw_server_free(gw_server *s); /* closes every connection; NULL is a no-op */
+
+/* hint_source = logical: readiness follows this session (borrowed) instead of the LISTEN session, and
+ * /metrics shows its figures. */
+void gw_server_set_logical(gw_server *s, struct db_logical *logical);
 
 /* Workers > 1, before gw_server_bind: this is worker `wi` of the server whose shared memory is `shm`
  * (borrowed): bind with SO_REUSEPORT, publish figures and readiness there every 10 ms, and answer

@@ -31,6 +31,9 @@
 -- the gateway counts them per kind at start and after every LISTEN reconnect (db/hints.c).
 -- The functions are made in the first schema of the search_path the migrations run with, and keep that
 -- search_path (SET search_path FROM CURRENT): pollgate.pollgate_attach(...) works from any session.
+-- pollgate_attach also records the table for hint_source = logical (pollgate_hint_map_add) and
+-- pollgate_detach forgets it (000_logical.sql); with the setting pollgate.hint_source = logical,
+-- pollgate_attach_reference maps the reference tables for logical decoding only, with no trigger.
 -- Idempotent: safe to apply on every start. Needs the owner of the tables (CREATE TRIGGER).
 
 -- The triggers of the first releases, one function per kind: replaced by pollgate_hint() below.
@@ -94,6 +97,10 @@ BEGIN
         EXECUTE format('DROP TRIGGER %I ON %s', t, target);
         n := n + 1;
     END LOOP;
+    -- And its hint_source = logical mapping (000_logical.sql), defined after this file: looked up at run time.
+    IF to_regprocedure('pollgate_hint_map_remove(regclass)') IS NOT NULL THEN
+        PERFORM pollgate_hint_map_remove(target);
+    END IF;
     RETURN n;
 END;
 $$;
@@ -174,6 +181,10 @@ BEGIN
                    base, target, kind, coalesce(key_column, ''));
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s FOR EACH ROW WHEN (%s) EXECUTE FUNCTION pollgate_hint(%L, %L)',
                    base || '_upd', target, cond, kind, coalesce(key_column, ''));
+    -- The same hint through logical decoding (000_logical.sql): only a local table is in a publication.
+    IF rk IN ('r', 'p') AND to_regprocedure('pollgate_hint_map_add(regclass,text,name)') IS NOT NULL THEN
+        PERFORM pollgate_hint_map_add(target, kind, key_column);
+    END IF;
 END;
 $$;
 
@@ -195,6 +206,11 @@ BEGIN
          WHERE r.ev_class = rel AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> rel;
         RAISE NOTICE 'pollgate: % is a view, so no % hint trigger was installed on it; until one is attached to the table the application writes, changes reach held requests only through the safety net. Fix: SELECT pollgate_attach(''<base table>'', %, %) on the base table (this view reads: %)',
             name, kind, quote_literal(kind), coalesce(quote_literal(key_column), 'NULL'), coalesce(reads, 'nothing');
+        RETURN;
+    END IF;
+    -- Migrations run with pollgate.hint_source = logical: the mapping only, no trigger (000_logical.sql).
+    IF current_setting('pollgate.hint_source', true) = 'logical' THEN
+        PERFORM pollgate_attach_logical(rel, kind, key_column);
         RETURN;
     END IF;
     PERFORM pollgate_attach(rel, kind, key_column, columns);

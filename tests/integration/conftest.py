@@ -10,6 +10,9 @@
     gateway  (function) a factory: gateway(**conf) writes a config file, starts $POLLGATE_BIN (default
                         ./pollgate) with it, waits for /readyz, and returns a Gateway. It connects to the
                         database as GATEWAY_DB_USER (SELECT only) unless the test passes its own `database`.
+                        hint_source defaults to $POLLGATE_HINT_SOURCE (notify when unset: the runner
+                        runs the hint-dependent files a second time with logical); with logical the
+                        gateway connects as GATEWAY_DB_LOGICAL_USER (the same role plus REPLICATION).
                         Every gateway still running at teardown is stopped with SIGTERM, and must exit 0
                         with no sanitizer report in its log. A failing test gets the gateway's log tail in
                         its report.
@@ -39,8 +42,8 @@ import psycopg2.extensions
 import pytest
 
 import helpers
-from helpers import (DEMO_SQL, GATEWAY_DB_ROLE, GATEWAY_DB_USER, GRANT_SQL, REPO, SCHEMA_SQL,  # noqa: F401
-                     SCHEMA_TABLES, free_port, migrations, wait_for)
+from helpers import (DEMO_SQL, GATEWAY_DB_LOGICAL_USER, GATEWAY_DB_ROLE, GATEWAY_DB_USER, GRANT_SQL,  # noqa: F401
+                     REPO, SCHEMA_SQL, SCHEMA_TABLES, free_port, hint_source, migrations, wait_for)
 
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
@@ -163,6 +166,10 @@ class PgCluster:
             "max_connections": "200",
             "log_line_prefix": "'%m [%p] %a '",
             "log_min_messages": "warning",
+            # hint_source = logical: each gateway takes one walsender and one temporary slot.
+            "wal_level": "logical",
+            "max_wal_senders": "40",
+            "max_replication_slots": "40",
         }
         path = self.datadir / "pollgate_test.conf"
         path.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
@@ -231,6 +238,11 @@ class PgCluster:
         SELECT-only user gateway_user (trust authentication, like every user of this cluster)."""
         return f"postgresql://{self.gateway_user}@{self.host}:{self.port}/{self.dbname}"
 
+    @property
+    def gateway_logical_uri(self):
+        """gateway_uri for hint_source = logical: GATEWAY_DB_LOGICAL_USER, the same role plus REPLICATION."""
+        return f"postgresql://{GATEWAY_DB_LOGICAL_USER}@{self.host}:{self.port}/{self.dbname}"
+
     def connect(self, dbname=None, autocommit=True, user=None, **kw):
         """A psycopg2 connection (autocommit by default), as `user` (default the superuser `postgres`;
         e.g. gateway_user to see what the gateway may do). The `db` fixture closes every connection
@@ -276,6 +288,11 @@ class PgCluster:
         # The gateway's account: db/grant.sql's SELECT-only role, and a LOGIN user that only belongs to it.
         self.psql_file(GRANT_SQL, variables={"role": GATEWAY_DB_ROLE})
         self.psql(f'CREATE ROLE "{self.gateway_user}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                  f'IN ROLE "{GATEWAY_DB_ROLE}"', dbname="postgres")
+        # hint_source = logical: REPLICATION is an attribute of the login role (never inherited), so the
+        # logical gateways log in as a user of the same role that has it (what grant.sql -v logical=1
+        # gives a role that logs in itself).
+        self.psql(f'CREATE ROLE "{GATEWAY_DB_LOGICAL_USER}" LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE '
                   f'IN ROLE "{GATEWAY_DB_ROLE}"', dbname="postgres")
 
     def log(self):
@@ -627,8 +644,10 @@ def gateway(pg, tmp_path, request):
 
     def start(wait_ready=True, env=None, args=(), **conf):
         full = {"listen": f"127.0.0.1:{free_port()}", "database": pg.gateway_uri, "log_level": "debug",
-                "workers": DEFAULT_WORKERS}
+                "workers": DEFAULT_WORKERS, "hint_source": hint_source()}
         full.update(conf)
+        if full.get("hint_source") == "logical" and "database" not in conf:
+            full["database"] = pg.gateway_logical_uri
         gw = Gateway(binary, tmp_path, f"gateway{len(started) + 1}", full, env=env, args=args)
         started.append(gw)
         return gw.start(wait_ready=wait_ready)
@@ -666,6 +685,24 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+# Tests about the LISTEN session itself (its backend, its triggers): with POLLGATE_HINT_SOURCE=logical they
+# would test nothing or the wrong thing, and test_logical.py holds their logical counterparts.
+NOTIFY_ONLY = {
+    "test_with_triggers_disabled_a_change_still_arrives_within_the_interval",
+    "test_listen_backend_killed_changes_still_arrive",
+    "test_change_while_listen_is_down_is_delivered_after_reconnect",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if hint_source() != "logical":
+        return
+    skip = pytest.mark.skip(reason="LISTEN-specific (POLLGATE_HINT_SOURCE=logical); see test_logical.py")
+    for item in items:
+        if item.originalname in NOTIFY_ONLY:
+            item.add_marker(skip)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -38,6 +38,22 @@ GRANT_SQL = REPO / "db" / "grant.sql"
 # pollgate_gateway, is created and dropped by test_infra's demo check, so the suite's role has its own).
 GATEWAY_DB_ROLE = "pollgate_gateway_test"
 GATEWAY_DB_USER = "pollgate_gw"
+# The same role, with REPLICATION (hint_source = logical; conftest.py creates it).
+GATEWAY_DB_LOGICAL_USER = "pollgate_gw_logical"
+
+
+def hint_source():
+    """The hint source the suite's gateways use by default: $POLLGATE_HINT_SOURCE, else notify.
+    scripts/test-integration.sh runs the hint-dependent files once more with logical."""
+    v = os.environ.get("POLLGATE_HINT_SOURCE", "notify") or "notify"
+    if v not in ("notify", "logical"):
+        raise RuntimeError(f"POLLGATE_HINT_SOURCE={v!r}: use notify or logical")
+    return v
+
+
+def listen_session_name():
+    """application_name of the gateway's hint session under the current hint source."""
+    return "pollgate-logical" if hint_source() == "logical" else "pollgate-listen"
 
 
 def migrations():

@@ -109,6 +109,7 @@ static void test_defaults_are_the_documented_values(void **state)
 	assert_string_equal(c->listen_host, "127.0.0.1");
 	assert_int_equal(c->listen_port, 8080);
 	assert_string_equal(c->database, "");
+	assert_string_equal(c->hint_source, "notify");
 	assert_int_equal(c->db_pool_size, 2);
 	assert_int_equal(c->db_connect_timeout_ms, 5000);
 	assert_int_equal(c->db_query_timeout_ms, 10000);
@@ -356,6 +357,8 @@ static const struct err_case err_cases[] = {
 	 "invalid duration '20' for max_wait: use a number with ms, s, m or h", false},
 	{"cross: reconnect min over max", "db_reconnect_max = 100ms\n", 1,
 	 "db_reconnect_min (250ms) must not be longer than db_reconnect_max (100ms)", false},
+	{"bad hint source", "hint_source = wal\n", 1, "invalid hint_source 'wal': use notify or logical", false},
+	{"empty hint source", "hint_source =\n", 1, "hint_source needs a value", false},
 	{"heartbeat below bounds", "db_heartbeat = 50ms\n", 1, "db_heartbeat must be between 100ms and 5m (got 50ms)", false},
 	{"cross: max_wait too close to proxy_timeout", "proxy_timeout = 59s\n", 1,
 	 "max_wait (55s) must be at least 5s below proxy_timeout (59s)", true},
@@ -689,6 +692,8 @@ static const struct ok_case ok_cases[] = {
 	{"retry_after in minutes", "retry_after = 2m", "retry_after", "2m"},
 	{"log level", "log_level = debug", "log_level", "debug"},
 	{"log format", "log_format = json", "log_format", "json"},
+	{"hint source logical", "hint_source = logical", "hint_source", "logical"},
+	{"hint source notify", "hint_source = notify", "hint_source", "notify"},
 	{"lists with commas", "pack_terminal_statuses = ready,failed, expired,gone", "pack_terminal_statuses",
 	 "ready failed expired gone"},
 	{"schedule", "run_poll_schedule = 500ms:100ms 2m:1s *:1m", "run_poll_schedule", "500ms:100ms 2m:1s *:1m"},

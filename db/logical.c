@@ -1,0 +1,1408 @@
+/*
+ * db/logical.c — the logical-decoding hint source (see db/logical.h).
+ *
+ * It owns two connections and one state machine (enum lg_state, changed only through lg_set_state). A
+ * round starts with an ordinary connection (application_name + "-check"): one query checks what the
+ * server offers (wal_level, the role's REPLICATION, the publication, free walsenders and slots, the
+ * mapping table), a second reads pollgate_hint_map; that connection then stays open for the visibility
+ * checks (below) and its failure ends the round like the stream's. Then the replication connection:
+ * CREATE_REPLICATION_SLOT (temporary, pgoutput, no snapshot), START_REPLICATION, and the CopyBoth stream,
+ * read with PQgetCopyData(async) and written with PQputCopyData, both non-blocking. One non-persistent
+ * event on PQsocket() drives the protocol; one timer follows the state (backoff while down, the handshake
+ * deadline while connecting, the status/heartbeat tick while up).
+ *
+ * The stream is parsed here: XLogData ('w') carrying pgoutput messages (Begin, Relation, Insert, Update,
+ * Delete, Truncate, Commit; the others are skipped), and primary keepalives ('k'). Every read is bounded
+ * by the message length; anything malformed drops the connection. Hints of a transaction are kept as
+ * (kind, key) pairs and sorted and deduplicated at Commit; past TX_HINTS_MAX the transaction falls back to
+ * a full re-read (on_resync), so memory stays bounded whatever a transaction does.
+ *
+ * Replication commands take no bind parameters: the slot name is made here from digits and hex, and
+ * the publication name is validated as a plain identifier, which keeps the statement text fixed.
+ */
+#include "db/logical.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "common/log.h"
+#include "db/conn-internal.h"
+#include "db/hints.h"
+
+#define IDENT_MAX 63          /* NAMEDATALEN - 1 */
+#define TX_HINTS_MAX 65536    /* hints kept for one transaction; past it, a full re-read */
+#define STATUS_MIN_MS 1000    /* status updates after commits: at most one per this */
+#define STATUS_MAX_MS 10000   /* and at least one per this (or per heartbeat, when shorter) */
+#define SLOT_TIMEOUT_MS 60000 /* creating a slot waits for the transactions open at that moment */
+#define VIS_DELAY_MAX_MS 50   /* re-check a not-yet-visible commit at most this far apart */
+#define VIS_PACE_MS 2         /* after a check, the next one waits this long, gathering the commits between */
+#define PG_EPOCH_OFFSET_US 946684800000000LL /* 2000-01-01 in Unix microseconds */
+
+static const char SQL_CHECK[] =
+	"SELECT current_setting('wal_level'),"
+	" coalesce((SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), false),"
+	" EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1),"
+	" current_setting('max_wal_senders')::int,"
+	" (SELECT count(*) FROM pg_stat_replication)::int,"
+	" current_setting('max_replication_slots')::int,"
+	" (SELECT count(*) FROM pg_replication_slots)::int,"
+	" to_regclass('pollgate_hint_map') IS NOT NULL,"
+	" current_user";
+static const char SQL_MAP[] =
+	"SELECT m.relid::oid, m.kind, coalesce(m.key_column::text, '') FROM pollgate_hint_map m";
+
+/* Is every transaction in $1 (32-bit xids of commits the stream has sent) visible to a snapshot taken
+ * now? The stream may hand over a commit as soon as its WAL is flushed, a moment before the committing
+ * session makes it visible to others; a re-read in that moment would miss the change and the hint would be
+ * spent. Visible = it precedes the snapshot's xmax (modulo 2^32) and is not in its in-progress list. A
+ * snapshot taken later (the re-read's) sees at least as much. */
+static const char SQL_VISIBLE[] =
+	"SELECT coalesce(bool_and(((u.x - e.xmax32 + 4294967296) % 4294967296) >= 2147483648"
+	" AND u.x <> ALL (e.xip32)), true)"
+	" FROM (SELECT pg_snapshot_xmax(s)::text::bigint % 4294967296 AS xmax32,"
+	" ARRAY(SELECT x::text::bigint % 4294967296 FROM pg_snapshot_xip(s) AS x) AS xip32"
+	" FROM pg_current_snapshot() AS s) e, unnest($1::bigint[]) AS u(x)";
+
+enum lg_state {
+	LG_DOWN,        /* no connection; the timer is the backoff delay */
+	LG_PRECONNECT,  /* the ordinary connection: PQconnectPoll; the timer is the handshake deadline */
+	LG_CHECKING,    /* SQL_CHECK in flight; same deadline */
+	LG_MAPPING,     /* SQL_MAP in flight; same deadline */
+	LG_CONNECTING,  /* the replication connection: PQconnectPoll; a new deadline */
+	LG_SLOT,        /* CREATE_REPLICATION_SLOT in flight; the timer is SLOT_TIMEOUT_MS */
+	LG_STARTING,    /* START_REPLICATION in flight; the connect deadline */
+	LG_UP,          /* streaming; the timer is the status tick */
+	LG_FATAL,       /* refused for good; the timer fires once to report it */
+};
+
+/* One row of pollgate_hint_map. */
+typedef struct lg_map {
+	uint32_t relid;
+	int kind;        /* DB_HINT_* */
+	char key[IDENT_MAX + 1]; /* "" = every user (access only) */
+} lg_map;
+
+/* What a Relation message told us, for the map rows of that table. */
+typedef struct lg_target {
+	int kind;
+	int col;          /* key column index in the tuples, -1 = everyone */
+	bool old_known;   /* the old tuple of UPDATE/DELETE carries the key column */
+} lg_target;
+
+typedef struct lg_rel {
+	uint32_t relid;
+	int n;
+	lg_target *t; /* owned */
+	int ncols;
+} lg_rel;
+
+typedef struct lg_hint {
+	int kind;
+	int64_t key; /* -1 = everyone */
+} lg_hint;
+
+/* Hints of committed transactions waiting to be handed over, and those transactions' xids. */
+typedef struct lg_bucket {
+	lg_hint *h; /* owned */
+	int n, cap;
+	uint32_t *xid; /* owned */
+	int nx, capx;
+	bool resync, access_all;
+} lg_bucket;
+
+struct db_logical {
+	struct event_base *base; /* borrowed */
+	char *conninfo, *application_name, *publication; /* owned */
+	int64_t connect_timeout_ms, reconnect_min_ms, reconnect_max_ms, heartbeat_ms;
+	void (*on_notify)(void *arg, const char *channel, const char *payload);
+	void (*on_resync)(void *arg);
+	void (*on_up)(void *arg);
+	void (*on_down)(void *arg, const char *why);
+	void (*on_fatal)(void *arg, const char *why);
+	void *arg;
+
+	enum lg_state state;
+	PGconn *pg; /* owned; NULL while down */
+	db_conn_io io;
+	db_conn_tag tag;
+	struct event *timer; /* owned */
+	PGresult *res;       /* owned: first result of the statement in flight */
+	bool busy, flushing;
+	unsigned attempt;
+	bool ever_up;
+	char fatal_why[512];
+	char slot[IDENT_MAX + 1];
+	unsigned sessions; /* slots made so far, part of the next name */
+	char *start_sql; /* owned: START_REPLICATION for the current slot */
+	uint64_t rng;
+
+	lg_map *map; /* owned */
+	int n_map;
+	int mapped[DB_HINT_KINDS];
+	lg_rel *rels; /* owned */
+	int n_rels, cap_rels;
+
+	/* The ordinary connection of the checks stays open while streaming: before a commit's hints are
+	 * handed over it asks whether a new snapshot sees that transaction (see SQL_VISIBLE). */
+	PGconn *aux; /* owned */
+	db_conn_io aux_io;
+	PGresult *aux_res; /* owned: first result of the check in flight */
+	bool aux_busy, aux_flushing;
+	int64_t aux_sent_ms;
+	struct event *aux_timer; /* owned: the next check, after one found a commit not yet visible */
+	int64_t vis_delay_ms;    /* that delay: 1 ms doubling to VIS_DELAY_MAX_MS while it stays invisible */
+	char *check_name; /* owned: application_name + "-check" */
+	lg_bucket pend; /* commits received since the check in flight was sent */
+	lg_bucket chk;  /* commits the check in flight is about */
+
+	/* the stream */
+	uint32_t tx_xid;
+	bool in_tx;
+	lg_bucket tx; /* the transaction being decoded (its xid unused) */
+	uint64_t server_end; /* WAL end the server last reported */
+	uint64_t flushed;    /* what we confirm */
+	int64_t last_status_ms;
+	bool reply_asked, heard_since_ask;
+	bool status_due; /* a commit was handed over since the last status update */
+	db_logical_stats stats;
+};
+
+static const char *lg_state_name(enum lg_state s)
+{
+	switch (s) {
+	case LG_DOWN: return "down";
+	case LG_PRECONNECT: return "preconnect";
+	case LG_CHECKING: return "checking";
+	case LG_MAPPING: return "mapping";
+	case LG_CONNECTING: return "connecting";
+	case LG_SLOT: return "slot";
+	case LG_STARTING: return "starting";
+	case LG_UP: return "up";
+	case LG_FATAL: return "fatal";
+	}
+	return "?";
+}
+
+static void lg_set_state(db_logical *l, enum lg_state s)
+{
+	if (l->state == s) return;
+	log_debug("db logical state from=%s to=%s", lg_state_name(l->state), lg_state_name(s));
+	l->state = s;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool ident_valid(const char *s)
+{
+	size_t n = 0;
+	if (s == NULL || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return false;
+	for (; s[n]; n++)
+		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_')) return false;
+	return n <= IDENT_MAX;
+}
+
+static int kind_of(const char *s)
+{
+	for (int k = 0; k < DB_HINT_KINDS; k++)
+		if (strcmp(s, db_hint_kind_name(k)) == 0) return k;
+	return -1;
+}
+
+static void rels_clear(db_logical *l)
+{
+	for (int i = 0; i < l->n_rels; i++) free(l->rels[i].t);
+	l->n_rels = 0;
+}
+
+static void bucket_clear(lg_bucket *b)
+{
+	b->n = b->nx = 0;
+	b->resync = b->access_all = false;
+}
+
+static void bucket_free(lg_bucket *b)
+{
+	free(b->h);
+	free(b->xid);
+	memset(b, 0, sizeof *b);
+}
+
+/* One hint (key -1 = everyone). Past TX_HINTS_MAX, or without memory, the bucket falls back to "every
+ * user" / "re-read everything": coarser, never lost. */
+static void bucket_add(lg_bucket *b, int kind, int64_t key)
+{
+	if (kind == DB_HINT_ACCESS && key < 0) {
+		b->access_all = true;
+		return;
+	}
+	if (b->n == b->cap) {
+		int cap = b->cap ? b->cap * 2 : 64;
+		lg_hint *h = b->n < TX_HINTS_MAX ? realloc(b->h, (size_t)cap * sizeof *h) : NULL;
+		if (h == NULL) {
+			if (kind == DB_HINT_ACCESS) b->access_all = true;
+			else b->resync = true;
+			return;
+		}
+		b->h = h;
+		b->cap = cap;
+	}
+	b->h[b->n].kind = kind;
+	b->h[b->n].key = key;
+	b->n++;
+}
+
+/* Move everything of `src` (and the xid, when given) into `dst`; `src` is left empty. */
+static void bucket_merge(lg_bucket *dst, lg_bucket *src, bool with_xid, uint32_t xid)
+{
+	for (int i = 0; i < src->n; i++) bucket_add(dst, src->h[i].kind, src->h[i].key);
+	dst->resync |= src->resync;
+	dst->access_all |= src->access_all;
+	for (int i = 0; i < src->nx; i++) {
+		if (dst->nx == dst->capx) {
+			int cap = dst->capx ? dst->capx * 2 : 16;
+			uint32_t *x = realloc(dst->xid, (size_t)cap * sizeof *x);
+			if (x == NULL) break; /* an unchecked commit: its hints go at the next check anyway */
+			dst->xid = x;
+			dst->capx = cap;
+		}
+		dst->xid[dst->nx++] = src->xid[i];
+	}
+	if (with_xid) {
+		if (dst->nx == dst->capx) {
+			int cap = dst->capx ? dst->capx * 2 : 16;
+			uint32_t *x = realloc(dst->xid, (size_t)cap * sizeof *x);
+			if (x != NULL) {
+				dst->xid = x;
+				dst->capx = cap;
+			}
+		}
+		if (dst->nx < dst->capx) dst->xid[dst->nx++] = xid;
+	}
+	bucket_clear(src);
+}
+
+/* Drop the connection and everything tied to it; the caller sets the next state. */
+static void lg_close(db_logical *l)
+{
+	db_conn_io_disarm(&l->io);
+	evtimer_del(l->timer);
+	if (l->res) PQclear(l->res);
+	l->res = NULL;
+	if (l->pg) PQfinish(l->pg);
+	l->pg = NULL;
+	l->busy = l->flushing = false;
+	l->in_tx = false;
+	bucket_clear(&l->tx);
+	bucket_clear(&l->pend);
+	bucket_clear(&l->chk);
+	if (l->aux) {
+		db_conn_io_disarm(&l->aux_io);
+		if (l->aux_res) PQclear(l->aux_res);
+		l->aux_res = NULL;
+		PQfinish(l->aux);
+		l->aux = NULL;
+	}
+	l->aux_busy = l->aux_flushing = false;
+	if (l->aux_timer) evtimer_del(l->aux_timer);
+	l->vis_delay_ms = 0;
+	l->reply_asked = l->heard_since_ask = l->status_due = false;
+	rels_clear(l);
+}
+
+static void lg_down(db_logical *l, const char *why)
+{
+	char reason[512], safe[512];
+	bool was_up = l->state == LG_UP;
+
+	snprintf(reason, sizeof reason, "%s", why);
+	snprintf(safe, sizeof safe, "%s", reason);
+	db_conn_log_safe(safe);
+	lg_close(l);
+	int64_t delay = db_conn_backoff_ms(&l->rng, l->reconnect_min_ms, l->reconnect_max_ms, l->attempt);
+	if (l->attempt < 64) l->attempt++;
+	lg_set_state(l, LG_DOWN);
+	if (was_up) log_warn("db logical down reason=\"%s\" retry_ms=%lld", safe, (long long)delay);
+	else log_warn("db logical connect failed attempt=%u reason=\"%s\" retry_ms=%lld", l->attempt, safe, (long long)delay);
+	if (db_conn_timer_ms(l->timer, delay) != 0) log_error("db logical cannot arm reconnect timer");
+	if (was_up) {
+		l->stats.errors++;
+		if (l->on_down) l->on_down(l->arg, reason);
+	}
+}
+
+/* Refused for good: close now, report from the timer (the last thing that callback does). */
+static void lg_fatal(db_logical *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void lg_fatal(db_logical *l, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(l->fatal_why, sizeof l->fatal_why, fmt, ap);
+	va_end(ap);
+	db_conn_log_safe(l->fatal_why);
+	lg_close(l);
+	lg_set_state(l, LG_FATAL);
+	if (db_conn_timer_ms(l->timer, 0) != 0) log_error("db logical cannot arm timer");
+}
+
+/* Arm the socket event for reading, and writing while output is left. Returns false after going down. */
+static bool lg_arm(db_logical *l)
+{
+	if (db_conn_io_arm(&l->io, l->pg, EV_READ | (l->flushing ? EV_WRITE : 0)) != 0) {
+		lg_down(l, "cannot watch connection socket");
+		return false;
+	}
+	return true;
+}
+
+/* Send one statement: with parameters on the ordinary connection, as a simple query on the replication
+ * connection (a walsender speaks only the simple protocol). Returns false after going down. */
+static bool lg_send(db_logical *l, const char *sql, int nparams, const char *const *params, bool simple)
+{
+	char why[256];
+
+	db_conn_io_disarm(&l->io);
+	if (simple ? !PQsendQuery(l->pg, sql) : !PQsendQueryParams(l->pg, sql, nparams, NULL, params, NULL, NULL, 0))
+		goto err;
+	l->busy = true;
+	int r = PQflush(l->pg);
+	if (r < 0) goto err;
+	l->flushing = r == 1;
+	return lg_arm(l);
+
+err:
+	db_conn_error(why, sizeof why, l->pg, &l->tag);
+	lg_down(l, why);
+	return false;
+}
+
+static bool lg_start_conn(db_logical *l, bool replication, enum lg_state next)
+{
+	char why[256];
+
+	l->pg = replication ? db_conn_start_replication(l->conninfo, l->application_name, &l->tag, why, sizeof why)
+	                    : db_conn_start(l->conninfo, l->check_name, &l->tag, why, sizeof why);
+	if (l->pg == NULL) {
+		lg_down(l, why);
+		return false;
+	}
+	lg_set_state(l, next);
+	if (l->connect_timeout_ms > 0 && db_conn_timer_ms(l->timer, l->connect_timeout_ms) != 0) {
+		lg_down(l, "cannot arm connect timer");
+		return false;
+	}
+	if (db_conn_io_arm(&l->io, l->pg, EV_WRITE) != 0) {
+		lg_down(l, "connection has no socket");
+		return false;
+	}
+	return true;
+}
+
+/* ---- standby status updates ---- */
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (unsigned char)(v & 0xff);
+}
+
+/* Tell the server how far we are. Returns false after going down. */
+static bool lg_status(db_logical *l, bool ask_reply)
+{
+	unsigned char msg[1 + 8 * 4 + 1];
+	struct timeval tv;
+	char why[256];
+
+	gettimeofday(&tv, NULL);
+	int64_t now_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec - PG_EPOCH_OFFSET_US;
+	msg[0] = 'r';
+	put64(msg + 1, l->flushed);  /* written */
+	put64(msg + 9, l->flushed);  /* flushed */
+	put64(msg + 17, l->flushed); /* applied */
+	put64(msg + 25, (uint64_t)now_us);
+	msg[33] = ask_reply ? 1 : 0;
+	int r = PQputCopyData(l->pg, (const char *)msg, (int)sizeof msg);
+	if (r < 0) goto err;
+	if (r == 0) return true; /* libpq's buffer is full: the next tick sends a newer one */
+	r = PQflush(l->pg);
+	if (r < 0) goto err;
+	l->flushing = r == 1;
+	l->last_status_ms = mono_ms();
+	l->status_due = false;
+	l->stats.flushed_lsn = l->flushed;
+	return true;
+
+err:
+	db_conn_error(why, sizeof why, l->pg, &l->tag);
+	lg_down(l, why);
+	return false;
+}
+
+/* ---- pgoutput parsing ---- */
+
+typedef struct rd {
+	const unsigned char *p;
+	size_t n;
+	bool bad;
+} rd;
+
+static uint64_t rd_int(rd *r, int bytes)
+{
+	uint64_t v = 0;
+	if (r->bad || r->n < (size_t)bytes) {
+		r->bad = true;
+		return 0;
+	}
+	for (int i = 0; i < bytes; i++) v = (v << 8) | r->p[i];
+	r->p += bytes;
+	r->n -= (size_t)bytes;
+	return v;
+}
+
+/* A NUL-terminated string; returns it (pointing into the message) or "" when malformed. */
+static const char *rd_str(rd *r)
+{
+	if (r->bad) return "";
+	const unsigned char *z = memchr(r->p, 0, r->n);
+	if (z == NULL) {
+		r->bad = true;
+		return "";
+	}
+	const char *s = (const char *)r->p;
+	r->n -= (size_t)(z - r->p) + 1;
+	r->p = z + 1;
+	return s;
+}
+
+/* One column value of a TupleData. */
+typedef struct col_val {
+	char kind; /* 'n' null, 'u' unchanged toast, 't' text, 'b' binary, 0 = column absent */
+	const char *v;
+	size_t len;
+} col_val;
+
+/* Walk a TupleData, keeping the value of column `want` (-1 = none). */
+static void rd_tuple(rd *r, int want, col_val *out)
+{
+	out->kind = 0;
+	out->v = NULL;
+	out->len = 0;
+	int ncols = (int)rd_int(r, 2);
+	for (int i = 0; i < ncols && !r->bad; i++) {
+		char k = (char)rd_int(r, 1);
+		const char *v = NULL;
+		size_t len = 0;
+		if (k == 't' || k == 'b') {
+			len = (size_t)rd_int(r, 4);
+			if (r->bad || r->n < len) {
+				r->bad = true;
+				return;
+			}
+			v = (const char *)r->p;
+			r->p += len;
+			r->n -= len;
+		} else if (k != 'n' && k != 'u') {
+			r->bad = true;
+			return;
+		}
+		if (i == want) {
+			out->kind = k;
+			out->v = v;
+			out->len = len;
+		}
+	}
+}
+
+static lg_rel *rel_find(db_logical *l, uint32_t relid)
+{
+	for (int i = 0; i < l->n_rels; i++)
+		if (l->rels[i].relid == relid) return &l->rels[i];
+	return NULL;
+}
+
+static void tx_add(db_logical *l, int kind, int64_t key)
+{
+	bucket_add(&l->tx, kind, key);
+}
+
+/* A key value as a hint: a positive decimal id, like a NOTIFY payload. */
+static void tx_add_value(db_logical *l, const lg_target *t, const col_val *cv)
+{
+	if (cv->kind == 't' && cv->len > 0 && cv->len < 20) {
+		int64_t v = 0;
+		size_t i = 0;
+		for (; i < cv->len && cv->v[i] >= '0' && cv->v[i] <= '9'; i++) v = v * 10 + (cv->v[i] - '0');
+		if (i == cv->len && v > 0) {
+			tx_add(l, t->kind, v);
+			return;
+		}
+	}
+	if (cv->kind == 'n' || cv->kind == 'u' || cv->kind == 0) return; /* NULL key: nothing, like the trigger */
+	log_warn("db logical ignored a key that is not an id kind=%s", db_hint_kind_name(t->kind));
+}
+
+/* A change of `rel`. `old`/`new` are the tuple readers positioned at the tuples, or NULL. */
+static void on_change(db_logical *l, lg_rel *rel, rd *old, rd *new, bool is_delete)
+{
+	for (int i = 0; i < rel->n; i++) {
+		lg_target *t = &rel->t[i];
+		if (t->col < 0) {
+			tx_add(l, t->kind, -1);
+			continue;
+		}
+		if (new) {
+			rd c = *new;
+			col_val cv;
+			rd_tuple(&c, t->col, &cv);
+			if (c.bad) return;
+			tx_add_value(l, t, &cv);
+		}
+		if (old) {
+			rd c = *old;
+			col_val cv;
+			rd_tuple(&c, t->col, &cv);
+			if (c.bad) return;
+			if (t->old_known) tx_add_value(l, t, &cv);
+			else if (is_delete && t->kind == DB_HINT_ACCESS) l->tx.access_all = true;
+			else if (is_delete) l->tx.resync = true;
+		} else if (is_delete && !t->old_known) {
+			if (t->kind == DB_HINT_ACCESS) l->tx.access_all = true;
+			else l->tx.resync = true;
+		}
+	}
+}
+
+static void on_relation(db_logical *l, rd *r)
+{
+	uint32_t relid = (uint32_t)rd_int(r, 4);
+	const char *nsp = rd_str(r);
+	const char *name = rd_str(r);
+	char ident = (char)rd_int(r, 1);
+	int ncols = (int)rd_int(r, 2);
+	if (r->bad) return;
+
+	int nt = 0;
+	for (int i = 0; i < l->n_map; i++)
+		if (l->map[i].relid == relid) nt++;
+	lg_rel *rel = rel_find(l, relid);
+	if (rel == NULL) {
+		if (l->n_rels == l->cap_rels) {
+			int cap = l->cap_rels ? l->cap_rels * 2 : 8;
+			lg_rel *n = realloc(l->rels, (size_t)cap * sizeof *n);
+			if (n == NULL) {
+				r->bad = true; /* treated as a broken stream: reconnect and re-read */
+				return;
+			}
+			l->rels = n;
+			l->cap_rels = cap;
+		}
+		rel = &l->rels[l->n_rels++];
+		memset(rel, 0, sizeof *rel);
+		rel->relid = relid;
+	}
+	free(rel->t);
+	rel->t = NULL;
+	rel->n = 0;
+	rel->ncols = ncols;
+	if (nt == 0) {
+		log_debug("db logical relation not in pollgate_hint_map relid=%u name=\"%s.%s\"", relid, nsp, name);
+		/* keep walking the columns so a malformed message is still caught */
+	} else if ((rel->t = calloc((size_t)nt, sizeof *rel->t)) == NULL) {
+		r->bad = true;
+		return;
+	}
+	for (int i = 0; i < l->n_map; i++) {
+		if (l->map[i].relid != relid) continue;
+		rel->t[rel->n].kind = l->map[i].kind;
+		rel->t[rel->n].col = l->map[i].key[0] ? -2 : -1; /* -2: not found yet */
+		rel->n++;
+	}
+	for (int c = 0; c < ncols && !r->bad; c++) {
+		unsigned flags = (unsigned)rd_int(r, 1);
+		const char *col = rd_str(r);
+		(void)rd_int(r, 4); /* type oid */
+		(void)rd_int(r, 4); /* typmod */
+		int ti = 0;
+		for (int i = 0; i < l->n_map; i++) {
+			if (l->map[i].relid != relid) continue;
+			if (l->map[i].key[0] && strcmp(l->map[i].key, col) == 0) {
+				rel->t[ti].col = c;
+				rel->t[ti].old_known = ident == 'f' || (flags & 1u);
+			}
+			ti++;
+		}
+	}
+	for (int i = 0; i < rel->n && !r->bad; i++) {
+		if (rel->t[i].col == -2) {
+			log_warn("db logical mapped key column missing kind=%s table=\"%s.%s\" hint=\"fix pollgate_hint_map "
+			         "(SELECT pollgate_attach_logical(...) again)\"",
+			         db_hint_kind_name(rel->t[i].kind), nsp, name);
+			rel->t[i].col = -3; /* never matches a column: no hint */
+		} else if (rel->t[i].col >= 0 && !rel->t[i].old_known) {
+			log_warn("db logical the replica identity of a mapped table does not carry its key column kind=%s "
+			         "table=\"%s.%s\" hint=\"an UPDATE that moves the key hints only the new one, a DELETE re-reads "
+			         "everything; ALTER TABLE ... REPLICA IDENTITY FULL (pollgate_attach_logical does it)\"",
+			         db_hint_kind_name(rel->t[i].kind), nsp, name);
+		}
+	}
+}
+
+static int hint_cmp(const void *a, const void *b)
+{
+	const lg_hint *x = a, *y = b;
+	if (x->kind != y->kind) return x->kind < y->kind ? -1 : 1;
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/* Hand over the hints of the commits a check found visible: deduplicated, then every user / a full
+ * re-read where a bucket fell back to those. */
+static void bucket_deliver(db_logical *l, lg_bucket *b)
+{
+	static const char *const channel[DB_HINT_KINDS] = {"pollgate_run", "pollgate_review_pack", "pollgate_access"};
+	char payload[24];
+
+	if (b->n > 1) qsort(b->h, (size_t)b->n, sizeof *b->h, hint_cmp);
+	for (int i = 0; i < b->n; i++) {
+		const lg_hint *h = &b->h[i];
+		/* The list is sorted: a duplicate is the one just before. */
+		if (i > 0 && b->h[i - 1].kind == h->kind && b->h[i - 1].key == h->key) continue;
+		if (h->kind == DB_HINT_ACCESS && b->access_all) continue;
+		if (h->kind != DB_HINT_ACCESS && b->resync) continue;
+		snprintf(payload, sizeof payload, "%lld", (long long)h->key);
+		l->stats.hints++;
+		if (l->on_notify) l->on_notify(l->arg, channel[h->kind], payload);
+	}
+	if (b->access_all) {
+		l->stats.hints++;
+		if (l->on_notify) l->on_notify(l->arg, channel[DB_HINT_ACCESS], "*");
+	}
+	if (b->resync) {
+		l->stats.resyncs++;
+		if (l->on_resync) l->on_resync(l->arg);
+	}
+	bucket_clear(b);
+}
+
+static bool check_send(db_logical *l);
+
+/* A commit: its hints wait for the visibility check (a transaction without one needs none). */
+static bool tx_commit(db_logical *l)
+{
+	l->stats.transactions++;
+	if (l->tx.n == 0 && !l->tx.resync && !l->tx.access_all) return true;
+	bucket_merge(&l->pend, &l->tx, true, l->tx_xid);
+	return l->aux_busy ? true : check_send(l);
+}
+
+static void on_truncate(db_logical *l, rd *r)
+{
+	uint32_t n = (uint32_t)rd_int(r, 4);
+	(void)rd_int(r, 1); /* options */
+	for (uint32_t i = 0; i < n && !r->bad; i++) {
+		lg_rel *rel = rel_find(l, (uint32_t)rd_int(r, 4));
+		for (int j = 0; rel && j < rel->n; j++) {
+			if (rel->t[j].kind == DB_HINT_ACCESS) l->tx.access_all = true;
+			else l->tx.resync = true;
+		}
+	}
+}
+
+/* One pgoutput message (the payload of an XLogData). Returns false when it is malformed. */
+static bool on_pgoutput(db_logical *l, rd *r)
+{
+	char type = (char)rd_int(r, 1);
+	lg_rel *rel;
+
+	switch (type) {
+	case 'B': /* Begin: final LSN, commit time, xid */
+		(void)rd_int(r, 8); /* final LSN */
+		(void)rd_int(r, 8); /* commit time */
+		l->tx_xid = (uint32_t)rd_int(r, 4);
+		l->in_tx = true;
+		bucket_clear(&l->tx);
+		break;
+	case 'C': { /* Commit: flags, commit LSN, end LSN, commit time */
+		(void)rd_int(r, 1);
+		(void)rd_int(r, 8);
+		uint64_t end = rd_int(r, 8);
+		if (r->bad) return false;
+		l->in_tx = false;
+		if (end > l->flushed) l->flushed = end;
+		l->status_due = true;
+		if (!tx_commit(l)) return true; /* gone down: the caller sees the state */
+		break;
+	}
+	case 'R':
+		on_relation(l, r);
+		break;
+	case 'I': { /* Insert: relid, 'N', new tuple */
+		rel = rel_find(l, (uint32_t)rd_int(r, 4));
+		if ((char)rd_int(r, 1) != 'N') return false;
+		if (rel && rel->n > 0) on_change(l, rel, NULL, r, false);
+		break;
+	}
+	case 'U': { /* Update: relid, ['K'|'O' old tuple], 'N' new tuple */
+		rel = rel_find(l, (uint32_t)rd_int(r, 4));
+		char k = (char)rd_int(r, 1);
+		rd old = {0}, *oldp = NULL;
+		if (k == 'K' || k == 'O') {
+			old = *r;
+			oldp = &old;
+			col_val skip;
+			rd_tuple(r, -1, &skip);
+			k = (char)rd_int(r, 1);
+		}
+		if (k != 'N' || r->bad) return false;
+		if (rel && rel->n > 0) on_change(l, rel, oldp, r, false);
+		break;
+	}
+	case 'D': { /* Delete: relid, 'K'|'O', old tuple */
+		rel = rel_find(l, (uint32_t)rd_int(r, 4));
+		char k = (char)rd_int(r, 1);
+		if (k != 'K' && k != 'O') return false;
+		if (rel && rel->n > 0) on_change(l, rel, r, NULL, true);
+		break;
+	}
+	case 'T':
+		on_truncate(l, r);
+		break;
+	default: /* Origin, Type, Message, and whatever a later protocol adds: nothing to hint */
+		break;
+	}
+	return !r->bad;
+}
+
+/* One CopyData message from the server. Returns false after going down. */
+static bool on_copy(db_logical *l, const char *buf, int len)
+{
+	rd r = {.p = (const unsigned char *)buf, .n = (size_t)len, .bad = false};
+	char type = (char)rd_int(&r, 1);
+
+	l->stats.messages++;
+	l->heard_since_ask = true;
+	if (type == 'w') {
+		(void)rd_int(&r, 8); /* start of this data */
+		uint64_t end = rd_int(&r, 8);
+		(void)rd_int(&r, 8); /* send time */
+		if (!r.bad && end > l->server_end) l->server_end = end;
+		if (r.bad || !on_pgoutput(l, &r)) {
+			lg_down(l, "malformed logical replication message");
+			return false;
+		}
+		if (l->state != LG_UP) return false;
+	} else if (type == 'k') {
+		uint64_t end = rd_int(&r, 8);
+		(void)rd_int(&r, 8);
+		bool reply = rd_int(&r, 1) != 0;
+		if (r.bad) {
+			lg_down(l, "malformed keepalive");
+			return false;
+		}
+		if (end > l->server_end) l->server_end = end;
+		/* Between transactions everything the server sent up to `end` has been handed over. */
+		if (!l->in_tx && end > l->flushed) l->flushed = end;
+		if (reply) return lg_status(l, false);
+	} else {
+		log_debug("db logical ignored copy message type=0x%02x", (unsigned char)type);
+	}
+	if (l->status_due && mono_ms() - l->last_status_ms >= STATUS_MIN_MS) return lg_status(l, false);
+	return true;
+}
+
+/* ---- the visibility check on the ordinary connection ---- */
+
+static void aux_io_cb(evutil_socket_t fd, short what, void *arg);
+
+static bool aux_arm(db_logical *l)
+{
+	if (db_conn_io_arm(&l->aux_io, l->aux, EV_READ | (l->aux_flushing ? EV_WRITE : 0)) != 0) {
+		lg_down(l, "cannot watch the check connection's socket");
+		return false;
+	}
+	return true;
+}
+
+/* Send SQL_VISIBLE for every commit waiting (pend moves into chk). Returns false after going down. */
+static bool check_send(db_logical *l)
+{
+	char why[256];
+	char *arr = NULL;
+
+	if (l->aux_busy || l->aux == NULL || evtimer_pending(l->aux_timer, NULL) || (l->pend.nx == 0 && l->chk.nx == 0))
+		return true;
+	bucket_merge(&l->chk, &l->pend, false, 0);
+	/* "{x,x,...}": at most 10 digits and a comma per xid */
+	size_t cap = (size_t)l->chk.nx * 11 + 3, n = 0;
+	arr = malloc(cap);
+	if (arr == NULL) {
+		lg_down(l, "out of memory");
+		return false;
+	}
+	arr[n++] = '{';
+	for (int i = 0; i < l->chk.nx; i++)
+		n += (size_t)snprintf(arr + n, cap - n, "%s%u", i ? "," : "", l->chk.xid[i]);
+	snprintf(arr + n, cap - n, "}");
+	const char *params[1] = {arr};
+	db_conn_io_disarm(&l->aux_io);
+	int ok = PQsendQueryParams(l->aux, SQL_VISIBLE, 1, NULL, params, NULL, NULL, 0);
+	free(arr);
+	if (!ok) goto err;
+	l->aux_busy = true;
+	l->aux_sent_ms = mono_ms();
+	int r = PQflush(l->aux);
+	if (r < 0) goto err;
+	l->aux_flushing = r == 1;
+	return aux_arm(l);
+
+err:
+	db_conn_error(why, sizeof why, l->aux, &l->tag);
+	lg_down(l, why);
+	return false;
+}
+
+/* SQL_VISIBLE answered. Every commit visible: hand their hints over. Not yet: ask again (the committing
+ * session is a moment from making it visible), with whatever arrived meanwhile. */
+static void check_done(db_logical *l, PGresult *res)
+{
+	char why[256];
+
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		db_conn_result_error(why, sizeof why, res);
+		if (res) PQclear(res);
+		lg_down(l, why);
+		return;
+	}
+	bool visible = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (visible) {
+		l->vis_delay_ms = 0;
+		l->chk.nx = 0;
+		bucket_deliver(l, &l->chk);
+		if (l->state != LG_UP) return;
+		/* Under a steady stream of commits, one check per VIS_PACE_MS covers them all, instead of one per
+		 * round trip: the server's CPU goes to the application's writes. */
+		if (l->pend.nx > 0 && db_conn_timer_ms(l->aux_timer, VIS_PACE_MS) != 0) lg_down(l, "cannot arm the check timer");
+		return;
+	}
+	/* Usually a fraction of a millisecond; with a synchronous standby, until it confirms: back off. */
+	l->stats.visibility_waits++;
+	l->vis_delay_ms = l->vis_delay_ms ? l->vis_delay_ms * 2 : 1;
+	if (l->vis_delay_ms > VIS_DELAY_MAX_MS) l->vis_delay_ms = VIS_DELAY_MAX_MS;
+	if (db_conn_timer_ms(l->aux_timer, l->vis_delay_ms) != 0) lg_down(l, "cannot arm the check timer");
+}
+
+static void aux_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	check_send(arg);
+}
+
+static void aux_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	db_logical *l = arg;
+	char why[256];
+	(void)fd;
+
+	if (l->aux == NULL) return; /* stale */
+	if (l->aux_flushing) {
+		int r = PQflush(l->aux);
+		if (r < 0) goto broken;
+		l->aux_flushing = r == 1;
+	}
+	if ((what & EV_READ) && !PQconsumeInput(l->aux)) goto broken;
+	while (l->aux_busy && !PQisBusy(l->aux)) {
+		PGresult *r = PQgetResult(l->aux);
+		if (r != NULL) {
+			if (l->aux_res == NULL) l->aux_res = r;
+			else PQclear(r);
+			continue;
+		}
+		PGresult *first = l->aux_res;
+		l->aux_res = NULL;
+		l->aux_busy = false;
+		check_done(l, first);
+		if (l->aux == NULL || l->state != LG_UP) return;
+	}
+	if (PQstatus(l->aux) == CONNECTION_BAD) goto broken;
+	aux_arm(l);
+	return;
+
+broken:
+	db_conn_error(why, sizeof why, l->aux, &l->tag);
+	lg_down(l, why);
+}
+
+/* The periodic status update, which asks for a reply: the heartbeat, at most STATUS_MAX_MS. */
+static int64_t lg_tick_ms(const db_logical *l)
+{
+	return l->heartbeat_ms < STATUS_MAX_MS ? l->heartbeat_ms : STATUS_MAX_MS;
+}
+
+static void lg_became_up(db_logical *l)
+{
+	evtimer_del(l->timer);
+	if (l->ever_up) l->stats.reconnects++;
+	l->ever_up = true;
+	l->attempt = 0;
+	l->last_status_ms = mono_ms();
+	lg_set_state(l, LG_UP);
+	if (db_conn_timer_ms(l->timer, lg_tick_ms(l)) != 0) {
+		lg_down(l, "cannot arm status timer");
+		return;
+	}
+	log_info("db logical up slot=%s publication=%s mapped_run=%d mapped_review_pack=%d mapped_access=%d", l->slot,
+	         l->publication, l->mapped[DB_HINT_RUN], l->mapped[DB_HINT_REVIEW_PACK], l->mapped[DB_HINT_ACCESS]);
+	if (l->on_up) l->on_up(l->arg);
+}
+
+static bool col_true(const PGresult *res, int c)
+{
+	return strcmp(PQgetvalue(res, 0, c), "t") == 0;
+}
+
+/* SQL_CHECK answered: refuse for good what an operator must fix, retry what may free up. */
+static void on_checked(db_logical *l, const PGresult *res)
+{
+	const char *wal = PQgetvalue(res, 0, 0);
+	const char *user = PQgetvalue(res, 0, 8);
+	long senders = strtol(PQgetvalue(res, 0, 3), NULL, 10), used_senders = strtol(PQgetvalue(res, 0, 4), NULL, 10);
+	long slots = strtol(PQgetvalue(res, 0, 5), NULL, 10), used_slots = strtol(PQgetvalue(res, 0, 6), NULL, 10);
+	char why[512];
+
+	if (strcmp(wal, "logical") != 0) {
+		lg_fatal(l, "hint_source = logical needs wal_level = logical on the server (it is %s): set wal_level = "
+		         "logical in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL, "
+		         "or use hint_source = notify", wal);
+		return;
+	}
+	if (!col_true(res, 1)) {
+		lg_fatal(l, "hint_source = logical needs a role with REPLICATION; role %s has none: ALTER ROLE %s "
+		         "REPLICATION (or psql -v logical=1 -f db/grant.sql), or use hint_source = notify", user, user);
+		return;
+	}
+	if (!col_true(res, 2)) {
+		lg_fatal(l, "hint_source = logical needs the publication %s, which this database does not have: apply "
+		         "db/migrations (000_logical.sql creates it), or use hint_source = notify", l->publication);
+		return;
+	}
+	if (!col_true(res, 7)) {
+		lg_fatal(l, "hint_source = logical needs the table pollgate_hint_map, which is not on the search_path: "
+		         "apply db/migrations (000_logical.sql) and grant SELECT on it (db/grant.sql)");
+		return;
+	}
+	if (used_senders >= senders) {
+		snprintf(why, sizeof why, "no walsender free (max_wal_senders = %ld, %ld in use): raise max_wal_senders "
+		         "(one per gateway process with hint_source = logical) and restart PostgreSQL", senders, used_senders);
+		log_error("db logical refused reason=\"%s\"", why);
+		lg_down(l, why);
+		return;
+	}
+	if (used_slots >= slots) {
+		snprintf(why, sizeof why, "no replication slot free (max_replication_slots = %ld, %ld in use): raise "
+		         "max_replication_slots (one per gateway process with hint_source = logical) and restart "
+		         "PostgreSQL, or drop unused slots", slots, used_slots);
+		log_error("db logical refused reason=\"%s\"", why);
+		lg_down(l, why);
+		return;
+	}
+	lg_set_state(l, LG_MAPPING);
+	lg_send(l, SQL_MAP, 0, NULL, false);
+}
+
+/* SQL_MAP answered: keep the rows whose kind we know. Returns false after going down. */
+static bool on_mapped(db_logical *l, const PGresult *res)
+{
+	int n = PQntuples(res);
+	lg_map *m = n > 0 ? calloc((size_t)n, sizeof *m) : NULL;
+	int k = 0;
+
+	if (n > 0 && m == NULL) {
+		lg_down(l, "out of memory");
+		return false;
+	}
+	for (int i = 0; i < DB_HINT_KINDS; i++) l->mapped[i] = 0;
+	for (int i = 0; i < n; i++) {
+		int kind = kind_of(PQgetvalue(res, i, 1));
+		const char *key = PQgetvalue(res, i, 2);
+		if (kind < 0 || strlen(key) > IDENT_MAX) {
+			log_warn("db logical ignored a pollgate_hint_map row kind=\"%.20s\"", PQgetvalue(res, i, 1));
+			continue;
+		}
+		m[k].relid = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+		m[k].kind = kind;
+		snprintf(m[k].key, sizeof m[k].key, "%s", key);
+		l->mapped[kind]++;
+		k++;
+	}
+	free(l->map);
+	l->map = m;
+	l->n_map = k;
+	for (int i = 0; i < DB_HINT_KINDS; i++)
+		if (l->mapped[i] == 0)
+			log_warn("db logical no table mapped kind=%s hint=\"changes of this kind reach held requests only "
+			         "through the safety net: SELECT pollgate_attach_logical('<table>', '%s', '<key column>')\"",
+			         db_hint_kind_name(i), db_hint_kind_name(i));
+	return true;
+}
+
+/* The statement in flight has all its results (`res` is its first, owned here). */
+static void lg_complete(db_logical *l, PGresult *res)
+{
+	char why[512];
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+	switch (l->state) {
+	case LG_CHECKING:
+		if (st != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 9) break;
+		on_checked(l, res);
+		PQclear(res);
+		return;
+	case LG_MAPPING:
+		if (st != PGRES_TUPLES_OK || PQnfields(res) != 3) break;
+		if (!on_mapped(l, res)) {
+			PQclear(res);
+			return;
+		}
+		PQclear(res);
+		/* The ordinary connection stays, for the visibility checks; the replication one opens. */
+		db_conn_io_disarm(&l->io);
+		evtimer_del(l->timer);
+		l->aux = l->pg;
+		l->pg = NULL;
+		l->busy = l->flushing = false;
+		if (db_conn_io_arm(&l->aux_io, l->aux, EV_READ) != 0) { /* a FATAL while idle ends the session */
+			lg_down(l, "cannot watch the check connection's socket");
+			return;
+		}
+		lg_start_conn(l, true, LG_CONNECTING);
+		return;
+	case LG_SLOT:
+		if (st != PGRES_TUPLES_OK) {
+			const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+			if (code && strcmp(code, "53400") == 0) {
+				snprintf(why, sizeof why, "no replication slot free (max_replication_slots): raise "
+				         "max_replication_slots (one per gateway process with hint_source = logical) and restart "
+				         "PostgreSQL, or drop unused slots");
+				log_error("db logical refused reason=\"%s\"", why);
+				PQclear(res);
+				lg_down(l, why);
+				return;
+			}
+			break;
+		}
+		PQclear(res);
+		lg_set_state(l, LG_STARTING);
+		evtimer_del(l->timer);
+		if (l->connect_timeout_ms > 0 && db_conn_timer_ms(l->timer, l->connect_timeout_ms) != 0) {
+			lg_down(l, "cannot arm connect timer");
+			return;
+		}
+		lg_send(l, l->start_sql, 0, NULL, true);
+		return;
+	default:
+		break;
+	}
+	db_conn_result_error(why, sizeof why, res);
+	if (res) PQclear(res);
+	lg_down(l, why);
+}
+
+static bool lg_send_slot(db_logical *l)
+{
+	char sql[160];
+	static const char fmt[] = "START_REPLICATION SLOT \"%s\" LOGICAL 0/0 (proto_version '1', publication_names '%s')";
+
+	/* A new name each time: the previous session's walsender may not have gone yet. */
+	uint64_t x = l->rng; /* xorshift64: distinct names, nothing more */
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	l->rng = x;
+	snprintf(l->slot, sizeof l->slot, "pollgate_%ld_%u_%08x", (long)getpid(), ++l->sessions,
+	         (unsigned)(x >> 32));
+	size_t n = strlen(fmt) + strlen(l->slot) + strlen(l->publication) + 1;
+	free(l->start_sql);
+	l->start_sql = malloc(n);
+	if (l->start_sql == NULL) {
+		lg_down(l, "out of memory");
+		return false;
+	}
+	snprintf(l->start_sql, n, fmt, l->slot, l->publication);
+	snprintf(sql, sizeof sql, "CREATE_REPLICATION_SLOT \"%s\" TEMPORARY LOGICAL pgoutput NOEXPORT_SNAPSHOT", l->slot);
+	lg_set_state(l, LG_SLOT);
+	evtimer_del(l->timer);
+	int64_t t = l->connect_timeout_ms > SLOT_TIMEOUT_MS ? l->connect_timeout_ms : SLOT_TIMEOUT_MS;
+	if (db_conn_timer_ms(l->timer, t) != 0) {
+		lg_down(l, "cannot arm slot timer");
+		return false;
+	}
+	return lg_send(l, sql, 0, NULL, true);
+}
+
+/* Streaming: read every complete message, answer what needs answering. */
+static void lg_stream(db_logical *l, short what)
+{
+	char why[512];
+
+	if (l->flushing) {
+		int r = PQflush(l->pg);
+		if (r < 0) goto broken;
+		l->flushing = r == 1;
+	}
+	if ((what & EV_READ) && !PQconsumeInput(l->pg)) goto broken;
+	for (;;) {
+		char *buf = NULL;
+		int n = PQgetCopyData(l->pg, &buf, 1);
+		if (n > 0) {
+			bool ok = on_copy(l, buf, n);
+			PQfreemem(buf);
+			if (!ok || l->state != LG_UP) return;
+			continue;
+		}
+		if (n == 0) break;
+		if (n == -1) {
+			/* The server ended the stream: its result says why. */
+			PGresult *res = PQgetResult(l->pg);
+			if (res && PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_COPY_BOTH)
+				db_conn_result_error(why, sizeof why, res);
+			else db_conn_error(why, sizeof why, l->pg, &l->tag);
+			if (res) PQclear(res);
+			if (l->tag.fatal[0]) snprintf(why, sizeof why, "%s", l->tag.fatal);
+			lg_down(l, why);
+			return;
+		}
+		goto broken;
+	}
+	lg_arm(l);
+	return;
+
+broken:
+	db_conn_error(why, sizeof why, l->pg, &l->tag);
+	lg_down(l, why);
+}
+
+static void lg_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	db_logical *l = arg;
+	char why[512];
+	(void)fd;
+
+	if (l->pg == NULL) return; /* stale */
+	if (l->state == LG_PRECONNECT || l->state == LG_CONNECTING) {
+		short want = 0;
+		int r = db_conn_poll(l->pg, &want);
+		if (r < 0) {
+			db_conn_error(why, sizeof why, l->pg, &l->tag);
+			lg_down(l, why);
+		} else if (r == 0) {
+			if (db_conn_io_arm(&l->io, l->pg, want) != 0) lg_down(l, "connection has no socket");
+		} else if (l->state == LG_PRECONNECT) {
+			const char *params[1] = {l->publication};
+			lg_set_state(l, LG_CHECKING);
+			lg_send(l, SQL_CHECK, 1, params, false);
+		} else {
+			lg_send_slot(l);
+		}
+		return;
+	}
+	if (l->state == LG_UP) {
+		lg_stream(l, what);
+		return;
+	}
+
+	if (l->flushing) {
+		int r = PQflush(l->pg);
+		if (r < 0) goto broken;
+		l->flushing = r == 1;
+	}
+	if ((what & EV_READ) && !PQconsumeInput(l->pg)) goto broken;
+	while (l->busy && l->pg && !PQisBusy(l->pg)) {
+		PGresult *r = PQgetResult(l->pg);
+		if (r != NULL && PQresultStatus(r) == PGRES_COPY_BOTH && l->state == LG_STARTING) {
+			/* START_REPLICATION answered: the stream is open (libpq returns this result, not NULL). */
+			PQclear(r);
+			l->busy = false;
+			lg_became_up(l);
+			if (l->pg && l->state == LG_UP) lg_stream(l, 0); /* data may have come with the answer */
+			return;
+		}
+		if (r != NULL) {
+			if (l->res == NULL) l->res = r;
+			else PQclear(r);
+			continue;
+		}
+		PGresult *first = l->res;
+		l->res = NULL;
+		l->busy = false;
+		lg_complete(l, first);
+		/* It may have sent the next statement, gone down, gone fatal, or opened the replication
+		 * connection (which waits for its own first event). */
+		if (l->pg == NULL || l->state == LG_CONNECTING) return;
+	}
+	if (l->pg == NULL) return;
+	if (PQstatus(l->pg) == CONNECTION_BAD) goto broken;
+	lg_arm(l);
+	return;
+
+broken:
+	db_conn_error(why, sizeof why, l->pg, &l->tag);
+	lg_down(l, why);
+}
+
+static void lg_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	db_logical *l = arg;
+	(void)fd;
+	(void)what;
+
+	switch (l->state) {
+	case LG_DOWN:
+		lg_start_conn(l, false, LG_PRECONNECT);
+		return;
+	case LG_PRECONNECT:
+	case LG_CHECKING:
+	case LG_MAPPING:
+	case LG_CONNECTING:
+	case LG_STARTING:
+		lg_down(l, "connect timed out");
+		return;
+	case LG_SLOT:
+		lg_down(l, "creating the replication slot timed out: it waits for every transaction open when it "
+		           "started (a long or idle-in-transaction session delays it)");
+		return;
+	case LG_UP:
+		/* The last tick asked for a reply; nothing at all came since: the link is dead. */
+		if (l->reply_asked && !l->heard_since_ask) {
+			lg_down(l, "heartbeat timed out");
+			return;
+		}
+		if (l->aux_busy && mono_ms() - l->aux_sent_ms > l->heartbeat_ms) {
+			lg_down(l, "visibility check timed out");
+			return;
+		}
+		if (!lg_status(l, true)) return;
+		l->reply_asked = true;
+		l->heard_since_ask = false;
+		if (!lg_arm(l)) return;
+		if (db_conn_timer_ms(l->timer, lg_tick_ms(l)) != 0) lg_down(l, "cannot arm status timer");
+		return;
+	case LG_FATAL:
+		log_error("db logical refused reason=\"%s\"", l->fatal_why);
+		if (l->on_fatal) l->on_fatal(l->arg, l->fatal_why);
+		return;
+	}
+}
+
+db_logical *db_logical_new(struct event_base *base, const db_logical_opts *opts)
+{
+	db_logical *l = NULL;
+
+	if (base == NULL || opts == NULL || !ident_valid(opts->publication)) {
+		log_error("db logical refused: invalid options (the publication must be a plain identifier)");
+		goto err;
+	}
+	l = calloc(1, sizeof *l);
+	if (l == NULL) goto err;
+	l->base = base;
+	l->io.fd = -1;
+	l->tag.who = "logical";
+	l->tag.id = -1;
+	l->state = LG_DOWN;
+	l->connect_timeout_ms = opts->connect_timeout_ms;
+	l->reconnect_min_ms = opts->reconnect_min_ms > 0 ? opts->reconnect_min_ms : 1;
+	l->reconnect_max_ms = opts->reconnect_max_ms > l->reconnect_min_ms ? opts->reconnect_max_ms : l->reconnect_min_ms;
+	l->heartbeat_ms = opts->heartbeat_ms > 0 ? opts->heartbeat_ms : STATUS_MAX_MS;
+	l->on_notify = opts->on_notify;
+	l->on_resync = opts->on_resync;
+	l->on_up = opts->on_up;
+	l->on_down = opts->on_down;
+	l->on_fatal = opts->on_fatal;
+	l->arg = opts->arg;
+	l->rng = db_conn_rng_seed(l);
+	for (int i = 0; i < DB_HINT_KINDS; i++) l->mapped[i] = -1;
+
+	l->conninfo = strdup(opts->conninfo ? opts->conninfo : "");
+	l->publication = strdup(opts->publication);
+	if (l->conninfo == NULL || l->publication == NULL) goto err;
+	if (opts->application_name) {
+		l->application_name = strdup(opts->application_name);
+		if (l->application_name == NULL) goto err;
+	}
+	{
+		const char *an = opts->application_name && opts->application_name[0] ? opts->application_name : "pollgate-logical";
+		size_t n = strlen(an) + sizeof "-check";
+		l->check_name = malloc(n);
+		if (l->check_name == NULL) goto err;
+		snprintf(l->check_name, n, "%s-check", an);
+	}
+	if (db_conn_io_init(&l->io, base, lg_io_cb, l) != 0 || db_conn_io_init(&l->aux_io, base, aux_io_cb, l) != 0)
+		goto err;
+	l->timer = evtimer_new(base, lg_timer_cb, l);
+	l->aux_timer = evtimer_new(base, aux_timer_cb, l);
+	if (l->timer == NULL || l->aux_timer == NULL) goto err;
+	if (db_conn_timer_ms(l->timer, 0) != 0) goto err; /* connect from the loop */
+	return l;
+
+err:
+	db_logical_free(l);
+	return NULL;
+}
+
+void db_logical_free(db_logical *l)
+{
+	if (l == NULL) return;
+	db_conn_io_free(&l->io);
+	if (l->timer) event_free(l->timer);
+	if (l->aux_timer) event_free(l->aux_timer);
+	if (l->res) PQclear(l->res);
+	if (l->pg) PQfinish(l->pg);
+	rels_clear(l);
+	free(l->rels);
+	bucket_free(&l->tx);
+	bucket_free(&l->pend);
+	bucket_free(&l->chk);
+	if (l->aux_res) PQclear(l->aux_res);
+	if (l->aux) PQfinish(l->aux);
+	db_conn_io_free(&l->aux_io);
+	free(l->check_name);
+	free(l->map);
+	free(l->start_sql);
+	free(l->application_name);
+	free(l->publication);
+	free(l->conninfo);
+	free(l);
+}
+
+bool db_logical_is_up(const db_logical *l)
+{
+	return l && l->state == LG_UP;
+}
+
+void db_logical_get_stats(const db_logical *l, db_logical_stats *out)
+{
+	if (out == NULL) return;
+	if (l == NULL) {
+		memset(out, 0, sizeof *out);
+		return;
+	}
+	*out = l->stats;
+	out->lag_bytes = l->flushed > 0 && l->server_end > l->flushed ? l->server_end - l->flushed : 0;
+}
+
+int db_logical_mapped(const db_logical *l, int kind)
+{
+	if (l == NULL || kind < 0 || kind >= DB_HINT_KINDS) return -1;
+	return l->mapped[kind];
+}
