@@ -23,7 +23,6 @@
 #include <event2/event.h>
 
 #include "common/log.h"
-#include "db/pool.h"
 #include "db/queries.h"
 #include "gateway/http.h"
 #include "gateway/watch-internal.h"
@@ -144,7 +143,7 @@ static void read_failed(gw_registry *r, gw_watch *w)
 	gw_sub *s, *next;
 	int64_t now = cm_mono_ms();
 	w->in_flight = false;
-	if (!w->retry_on_up && db_pool_connected(r->pool) == 0) {
+	if (!w->retry_on_up && r->io.connected(r->io.arg) == 0) {
 		w->retry_on_up = true;
 		r->n_retry_on_up++;
 	}
@@ -329,7 +328,7 @@ static void send_token_batch(gw_registry *r)
 	b->params.ids = lit; /* freed with the batch */
 	const char *params[1] = {lit};
 	r->st.token_reads++;
-	if (db_pool_query(r->pool, db_sql_tokens, 1, params, on_token_result, b) != 0)
+	if (r->io.query(r->io.arg, db_sql_tokens, 1, params, on_token_result, b) != 0)
 		on_token_result(b, NULL, "database unavailable");
 }
 
@@ -414,7 +413,7 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 		return;
 	}
 	const char *params[3] = {b->params.ids, b->params.users, b->params.keep};
-	if (db_pool_query(r->pool, kind == GW_RUN ? db_sql_runs : db_sql_packs, 3, params, on_kind_result, b) != 0)
+	if (r->io.query(r->io.arg, kind == GW_RUN ? db_sql_runs : db_sql_packs, 3, params, on_kind_result, b) != 0)
 		on_kind_result(b, NULL, "database unavailable");
 }
 
@@ -428,25 +427,25 @@ static bool has_sendable(gw_registry *r, gw_kind kind)
 
 static void flush(gw_registry *r)
 {
-	bool down = db_pool_connected(r->pool) == 0;
+	bool down = r->io.connected(r->io.arg) == 0;
 	/* Send while a connection is idle; with the database down, fail fast (the callbacks answer 503 or
 	 * keep held waiters as they are). One batch per kind per round keeps kinds fair. */
 	for (int guard = 0; guard < 64; guard++) {
 		bool sent = false;
-		if (!down && db_pool_idle(r->pool) == 0) break;
+		if (!down && r->io.idle(r->io.arg) == 0) break;
 		if (!TAILQ_EMPTY(&r->token_dirty)) {
 			send_token_batch(r);
 			sent = true;
 		}
 		for (int k = 0; k < GW_KINDS; k++) {
-			if (!down && db_pool_idle(r->pool) == 0) break;
+			if (!down && r->io.idle(r->io.arg) == 0) break;
 			if (has_sendable(r, (gw_kind)k)) {
 				send_kind_batch(r, (gw_kind)k);
 				sent = true;
 			}
 		}
 		if (!sent) break;
-		down = db_pool_connected(r->pool) == 0;
+		down = r->io.connected(r->io.arg) == 0;
 	}
 }
 

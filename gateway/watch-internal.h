@@ -14,6 +14,7 @@
 #include "auth/cache.h"
 #include "common/hmap.h"
 #include "common/clock.h"
+#include "gateway/registry-io.h"
 #include "gateway/watch.h"
 #include "policy/policy.h"
 
@@ -83,7 +84,7 @@ enum { CAUSE_NEW = 0, CAUSE_NOTIFY, CAUSE_SAFETY, CAUSE_RECONNECT };
 struct gw_registry {
 	struct event_base *base;
 	const conf *cfg;
-	struct db_pool *pool;
+	gw_reg_io io; /* the database and the connections (registry-io.h) */
 	auth_cache *tokens;
 	cm_hmap watches, subs, clients;
 	cm_hmap user_subs; /* gw_user by user id */

@@ -1,7 +1,8 @@
 /*
  * gateway/watch.c — the registry itself: watches, subs and waiters, their lifetimes, deciding and
  * answering one request, holding it, and the entry points (submit, hints). See watch.h for the model;
- * the batched reads live in reread.c, answering in bulk (wakes, revocations, drain) in answer.c.
+ * the batched reads live in reread.c, answering in bulk (wakes, revocations, drain) in answer.c. The
+ * database and the connections are reached only through the seam (r->io, registry-io.h).
  *
  * Freshness, in one place:
  *   - a watch's view is fresh when it has been read, no read is due (not dirty, none in flight) and the
@@ -12,26 +13,18 @@
  */
 #include "gateway/watch.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "common/hmap.h"
 #include "common/log.h"
 #include "gateway/cidr.h"
 #include "gateway/http.h"
 #include "gateway/watch-internal.h"
-#include "db/pool.h"
 #include "policy/policy.h"
 
 static const char *const kind_names[] = {"run", "review_pack"};
@@ -178,92 +171,40 @@ void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
 	/* A waiter owed new state that could not be given it (its token could not be checked again in time)
 	 * is never told "unchanged": a 304 would carry the new ETag without the state. It asks again. */
 	if (code == 304 && w->owed) code = 503;
-	struct evhttp_request *req = w->req;
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	unsigned flags = r->draining ? GW_REPLY_CLOSE : 0;
-	char rid[sizeof w->rid], client[48];
 	bool held = w->state == GW_W_HELD || w->state == GW_W_ANSWERING;
 	uint64_t all_held = r->shm ? gw_shm_held(r->shm) : r->st.held[GW_RUN] + r->st.held[GW_PACK];
 	bool at_cap = code == 503 && all_held >= (uint64_t)r->cfg->max_waiters;
 	gw_hold_reason why = gw_hold_classify(code, held, r->draining, v && v->terminal, at_cap);
 
-	memcpy(rid, w->rid, sizeof rid);
 	gw_hold_observe(&r->st.hold, why, cm_mono_ms() - w->start_ms);
-	if (cm_log_access_enabled()) {
-		gw_http_format_addr(w->client_addr, client, sizeof client);
-		gw_http_access_note(client, w->start_ms, gw_hold_reason_name(why));
-	}
 	waiter_detach(r, w);
-	if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
-	switch (code) {
-	case 200:
-		gw_http_reply(req, rid, 200, v->etag, v->body, v->body_len, flags); /* evhttp sends no body for HEAD */
-		break;
-	case 304: gw_http_reply(req, rid, 304, v->etag, NULL, 0, flags); break;
-	case 401: gw_http_error(req, rid, GW_ERR_UNAUTHORIZED, NULL, 0, flags); break;
-	case 404: gw_http_error(req, rid, GW_ERR_NOT_FOUND, NULL, 0, flags); break;
-	case 429: gw_http_error(req, rid, GW_ERR_TOO_MANY, NULL, r->cfg->retry_after_s, flags); break;
-	default: gw_http_error(req, rid, GW_ERR_UNAVAILABLE, NULL, r->cfg->retry_after_s, flags); break;
-	}
+	r->io.reply(r->io.arg, w, code, v, flags, gw_hold_reason_name(why));
 	r->st.answers[w->kind][gw_http_status_index(code)]++;
-	rlog_debug(rid, "answered status=%d", code);
+	rlog_debug(w->rid, "answered status=%d", code);
 	free(w);
 }
 
 /* The client left: free the waiter and its connection without answering. */
 static void waiter_gone(gw_registry *r, gw_waiter *w)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(w->req);
 	gw_sub *s = w->sub;
 	gw_watch *wt = s ? s->w : NULL;
 
 	rlog_debug(w->rid, "client left state=%d", (int)w->state);
 	gw_hold_observe(&r->st.hold, GW_HOLD_DISCONNECT, cm_mono_ms() - w->start_ms);
-	if (cm_log_access_enabled()) {
-		char client[48];
-		gw_http_format_addr(w->client_addr, client, sizeof client);
-		gw_http_access_note(client, w->start_ms, "disconnect");
-		gw_http_access_log(w->req, w->rid, 0, 0);
-	}
 	waiter_detach(r, w);
 	r->st.disconnects++;
+	r->io.drop(r->io.arg, w); /* frees the connection (and the request) */
 	free(w);
-	if (evcon) {
-		evhttp_connection_set_closecb(evcon, NULL, NULL);
-		evhttp_connection_free(evcon); /* frees the request too */
-	}
 	if (wt) gw_watch_maybe_free(wt);
 }
 
 static void on_waiter_event(evutil_socket_t fd, short what, void *arg);
 
-/* Has the connection under unread (pipelined) bytes been reset or closed by the peer? A peek cannot say:
- * the kernel hands out queued bytes before it reports a reset. */
-static bool socket_dead(evutil_socket_t fd)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof ti;
-	int err = 0;
-	socklen_t elen = sizeof err;
-
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && len >= sizeof ti.tcpi_state &&
-	    ti.tcpi_state != TCP_ESTABLISHED)
-		return true;
-	return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0;
-}
-
-/* Bytes a client may pipeline behind a held request before it is dropped: the next request's head. */
-static size_t pipelined_max(const gw_registry *r)
-{
-	return (size_t)r->cfg->max_header_size;
-}
-
-/* The waiter's socket: EV_CLOSED catches a FIN (EPOLLRDHUP) and EV_READ the rest. epoll reports a reset
- * (EPOLLHUP/EPOLLERR) as readable and writable, never as a close, and keeps reporting it (level-
- * triggered) until the socket is closed; so every readable event must end in freeing the waiter or in
- * an empty receive queue, or the loop spins. Bytes of a pipelined request are moved into evhttp's own
- * input buffer (evhttp reads on from there after our answer), so the socket is again quiet until
- * something new happens on it; a reset behind them is found through the TCP state. */
+/* The waiter's socket: EV_CLOSED catches a FIN (EPOLLRDHUP) and EV_READ the rest, which the seam's
+ * readable() sorts out (registry-io.c: every readable event must end in freeing the waiter or in an
+ * empty receive queue, or the loop spins). Without a socket (fd -1) the event is the hold's timer. */
 static void on_waiter_event(evutil_socket_t fd, short what, void *arg)
 {
 	gw_waiter *w = arg;
@@ -273,26 +214,9 @@ static void on_waiter_event(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (what & EV_READ) {
-		char c;
-		ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+		if (r->io.readable(r->io.arg, w, fd) != 0) {
 			waiter_gone(r, w);
 			return;
-		}
-		if (n > 0) {
-			struct evbuffer *in = bufferevent_get_input(
-			    evhttp_connection_get_bufferevent(evhttp_request_get_connection(w->req)));
-			/* The input buffer's end is frozen: bufferevent_socket thaws it only around its own reads. */
-			int got = -1;
-			if (!socket_dead(fd) && evbuffer_unfreeze(in, 0) == 0) {
-				got = evbuffer_read(in, fd, -1);
-				evbuffer_freeze(in, 0);
-			}
-			if (got <= 0 || evbuffer_get_length(in) > pipelined_max(r)) {
-				rlog_debug(w->rid, "client left: a reset behind pipelined bytes, or too many pipelined bytes");
-				waiter_gone(r, w);
-				return;
-			}
 		}
 		/* libevent restarted the hold's timeout at this event (EV_PERSIST): put the deadline back. */
 		if (w->hold_until_ms > 0) {
@@ -311,13 +235,11 @@ static void on_waiter_event(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* evhttp freed the connection under us (should not happen while we hold it; belt and braces). */
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+/* The connection was freed under us (should not happen while we hold it; belt and braces). */
+void gw_reg_conn_closed(gw_waiter *w)
 {
-	gw_waiter *w = arg;
 	gw_registry *r = w->reg;
 	gw_watch *wt = w->sub ? w->sub->w : NULL;
-	(void)evcon;
 	waiter_detach(r, w);
 	r->st.disconnects++;
 	free(w);
@@ -722,15 +644,13 @@ static void gw_attach(gw_registry *r, gw_waiter *w)
 
 void gw_reg_submit(gw_registry *r, gw_waiter *w)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(w->req);
-	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
 	int64_t now = cm_mono_ms();
 
 	w->reg = r;
 	w->state = GW_W_NEW;
-	event_assign(&w->ev, r->base, fd, EV_CLOSED | EV_READ | EV_PERSIST, on_waiter_event, w);
-	event_add(&w->ev, NULL);
-	evhttp_connection_set_closecb(evcon, on_conn_close, w);
+	evutil_socket_t fd = r->io.attach(r->io.arg, w);
+	event_assign(&w->ev, r->base, fd, fd >= 0 ? EV_CLOSED | EV_READ | EV_PERSIST : EV_PERSIST, on_waiter_event, w);
+	if (fd >= 0) event_add(&w->ev, NULL);
 
 	auth_token *t = auth_cache_get(r->tokens, w->token_hash);
 	r->outstanding++;
@@ -903,7 +823,7 @@ void gw_reg_pool_changed(gw_registry *r)
 {
 	/* Reads that failed for want of a connection are not left to the safety net (up to an interval
 	 * away): changes made while the database was unreachable reach held clients as soon as it is back. */
-	if (r->n_retry_on_up && db_pool_connected(r->pool) > 0) gw_for_each_watch(r, retry_after_pool_up);
+	if (r->n_retry_on_up && r->io.connected(r->io.arg) > 0) gw_for_each_watch(r, retry_after_pool_up);
 	gw_schedule_flush(r);
 }
 
@@ -923,14 +843,14 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	auth_cache_sweep(r->tokens, cm_mono_ms(), r->cfg->auth_cache_ttl_ms);
 }
 
-gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool *pool)
+gw_registry *gw_reg_new_io(struct event_base *base, const conf *cfg, const gw_reg_io *io)
 {
 	gw_registry *r = calloc(1, sizeof *r);
 	struct timeval one = {1, 0};
 	if (r == NULL) return NULL;
 	r->base = base;
 	r->cfg = cfg;
-	r->pool = pool;
+	r->io = *io;
 	for (int k = 0; k < GW_KINDS; k++) TAILQ_INIT(&r->dirty[k]);
 	TAILQ_INIT(&r->token_dirty);
 	TAILQ_INIT(&r->token_retry);
@@ -1013,6 +933,11 @@ void gw_reg_set_shared(gw_registry *r, gw_shm *shm, int wi)
 void gw_reg_set_conf(gw_registry *r, const conf *cfg)
 {
 	r->cfg = cfg;
+}
+
+const conf *gw_reg_conf(const gw_registry *r)
+{
+	return r->cfg;
 }
 
 const gw_reg_stats *gw_reg_get_stats(const gw_registry *r)
