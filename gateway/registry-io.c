@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "gateway/http.h"
+#include "gateway/waiter.h"
 #include "gateway/watch.h"
 
 static int io_query(void *arg, const char *sql, int nparams, const char *const *params, db_result_cb cb, void *cbarg)

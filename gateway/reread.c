@@ -25,6 +25,9 @@
 #include "common/log.h"
 #include "db/queries.h"
 #include "gateway/http.h"
+#include "gateway/answer.h"
+#include "gateway/decide.h"
+#include "gateway/reread.h"
 #include "gateway/watch-internal.h"
 
 typedef struct read_batch {
@@ -458,37 +461,10 @@ void gw_on_flush(evutil_socket_t fd, short what, void *arg)
 	flush(r);
 }
 
-void gw_schedule_flush(gw_registry *r)
-{
-	/* Deferred to the end of this loop iteration, so every hint of the iteration shares one query. */
-	if (!r->flush_scheduled) {
-		r->flush_scheduled = true;
-		event_active(r->flush_ev, EV_TIMEOUT, 0);
-	}
-}
-
 void gw_free_batches(gw_registry *r)
 {
 	read_batch *b;
 	while ((b = TAILQ_FIRST(&r->batches)) != NULL) batch_free(b);
-}
-
-void gw_token_recheck(gw_registry *r, auth_token *t)
-{
-	if (t->in_batch || t->state == AUTH_TOKEN_LOOKING) return;
-	if (auth_token_trust(t, cm_mono_ms(), cm_wall_us(), r->cfg->auth_cache_ttl_ms) != AUTH_TRUST_RECHECK) return;
-	t->in_batch = true;
-	TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
-	gw_schedule_flush(r);
-}
-
-void gw_token_retry(gw_registry *r, auth_token *t)
-{
-	static const struct timeval one = {1, 0};
-	if (t->in_batch || t->state == AUTH_TOKEN_LOOKING) return;
-	t->in_batch = true;
-	TAILQ_INSERT_TAIL(&r->token_retry, t, batch_link);
-	if (!evtimer_pending(r->token_retry_ev, NULL)) evtimer_add(r->token_retry_ev, &one);
 }
 
 void gw_on_token_retry(evutil_socket_t fd, short what, void *arg)
@@ -503,12 +479,4 @@ void gw_on_token_retry(evutil_socket_t fd, short what, void *arg)
 		TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
 	}
 	gw_schedule_flush(r);
-}
-
-void gw_schedule_flush_soon(gw_registry *r)
-{
-	/* Safety-net ticks: timers of one grid tick fire microseconds apart, possibly in different loop
-	 * iterations; waiting 5 ms lets them all join one batch. A flush that runs earlier takes them too. */
-	static const struct timeval soon = {0, 5000};
-	if (!r->flush_scheduled && !evtimer_pending(r->flush_soon_ev, NULL)) evtimer_add(r->flush_soon_ev, &soon);
 }

@@ -119,8 +119,6 @@ gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool
 struct gw_reg_io;
 gw_registry *gw_reg_new_io(struct event_base *base, const conf *cfg, const struct gw_reg_io *io)
 	__attribute__((warn_unused_result));
-/* The waiter's connection was freed under the registry (no answer possible): forget the waiter. */
-void gw_reg_conn_closed(gw_waiter *w);
 /* Answers nothing; frees every waiter with its connection. Call after draining. NULL is a no-op. */
 void gw_reg_free(gw_registry *r);
 
