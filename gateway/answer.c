@@ -17,6 +17,8 @@
 
 #include <event2/event.h>
 
+#include "gateway/answer.h"
+#include "gateway/waiter.h"
 #include "gateway/watch-internal.h"
 
 static void queue_sub(gw_registry *r, gw_sub *s)
@@ -166,7 +168,7 @@ void gw_token_revoked(gw_registry *r, auth_token *t, int64_t user_id)
 
 /* Waiters due new state get it under the slice's rule (an owed one stays for its lookup: the drain waits
  * for it, up to drain_timeout); every other held waiter gets its current version, 304. */
-static void drain_watch(gw_registry *r, gw_watch *w)
+void gw_answer_drain_watch(gw_registry *r, gw_watch *w)
 {
 	gw_sub *s;
 	gw_waiter *x, *xn;
@@ -180,15 +182,9 @@ static void drain_watch(gw_registry *r, gw_watch *w)
 	}
 }
 
-void gw_reg_drain(gw_registry *r)
-{
-	r->draining = true;
-	gw_for_each_watch(r, drain_watch);
-}
-
 /* The last word: nothing is waited for any more. New state only on a fresh token (else 401, or 503 when
  * it could not be checked); held waiters their version, 304 (an owed one 503, see gw_waiter_finish). */
-static void abort_watch(gw_registry *r, gw_watch *w)
+void gw_answer_abort_watch(gw_registry *r, gw_watch *w)
 {
 	gw_sub *s;
 	gw_waiter *x;
@@ -202,17 +198,5 @@ static void abort_watch(gw_registry *r, gw_watch *w)
 		}
 		while ((x = TAILQ_FIRST(&s->held)) != NULL) gw_waiter_finish(r, x, 304, &w->view);
 		while ((x = TAILQ_FIRST(&s->pending)) != NULL) gw_waiter_finish(r, x, 503, NULL);
-	}
-}
-
-void gw_reg_abort_pending(gw_registry *r)
-{
-	auth_token *t;
-	gw_for_each_watch(r, abort_watch);
-	while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL || (t = TAILQ_FIRST(&r->token_retry)) != NULL) {
-		if (t == TAILQ_FIRST(&r->token_dirty)) TAILQ_REMOVE(&r->token_dirty, t, batch_link);
-		else TAILQ_REMOVE(&r->token_retry, t, batch_link);
-		t->in_batch = false;
-		gw_token_resolved(r, t, true);
 	}
 }

@@ -23,9 +23,11 @@
 #include <event2/event.h>
 
 #include "common/log.h"
-#include "db/pool.h"
 #include "db/queries.h"
 #include "gateway/http.h"
+#include "gateway/answer.h"
+#include "gateway/decide.h"
+#include "gateway/reread.h"
 #include "gateway/watch-internal.h"
 
 typedef struct read_batch {
@@ -144,7 +146,7 @@ static void read_failed(gw_registry *r, gw_watch *w)
 	gw_sub *s, *next;
 	int64_t now = cm_mono_ms();
 	w->in_flight = false;
-	if (!w->retry_on_up && db_pool_connected(r->pool) == 0) {
+	if (!w->retry_on_up && r->io.connected(r->io.arg) == 0) {
 		w->retry_on_up = true;
 		r->n_retry_on_up++;
 	}
@@ -329,7 +331,7 @@ static void send_token_batch(gw_registry *r)
 	b->params.ids = lit; /* freed with the batch */
 	const char *params[1] = {lit};
 	r->st.token_reads++;
-	if (db_pool_query(r->pool, db_sql_tokens, 1, params, on_token_result, b) != 0)
+	if (r->io.query(r->io.arg, db_sql_tokens, 1, params, on_token_result, b) != 0)
 		on_token_result(b, NULL, "database unavailable");
 }
 
@@ -414,7 +416,7 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 		return;
 	}
 	const char *params[3] = {b->params.ids, b->params.users, b->params.keep};
-	if (db_pool_query(r->pool, kind == GW_RUN ? db_sql_runs : db_sql_packs, 3, params, on_kind_result, b) != 0)
+	if (r->io.query(r->io.arg, kind == GW_RUN ? db_sql_runs : db_sql_packs, 3, params, on_kind_result, b) != 0)
 		on_kind_result(b, NULL, "database unavailable");
 }
 
@@ -428,25 +430,25 @@ static bool has_sendable(gw_registry *r, gw_kind kind)
 
 static void flush(gw_registry *r)
 {
-	bool down = db_pool_connected(r->pool) == 0;
+	bool down = r->io.connected(r->io.arg) == 0;
 	/* Send while a connection is idle; with the database down, fail fast (the callbacks answer 503 or
 	 * keep held waiters as they are). One batch per kind per round keeps kinds fair. */
 	for (int guard = 0; guard < 64; guard++) {
 		bool sent = false;
-		if (!down && db_pool_idle(r->pool) == 0) break;
+		if (!down && r->io.idle(r->io.arg) == 0) break;
 		if (!TAILQ_EMPTY(&r->token_dirty)) {
 			send_token_batch(r);
 			sent = true;
 		}
 		for (int k = 0; k < GW_KINDS; k++) {
-			if (!down && db_pool_idle(r->pool) == 0) break;
+			if (!down && r->io.idle(r->io.arg) == 0) break;
 			if (has_sendable(r, (gw_kind)k)) {
 				send_kind_batch(r, (gw_kind)k);
 				sent = true;
 			}
 		}
 		if (!sent) break;
-		down = db_pool_connected(r->pool) == 0;
+		down = r->io.connected(r->io.arg) == 0;
 	}
 }
 
@@ -459,37 +461,10 @@ void gw_on_flush(evutil_socket_t fd, short what, void *arg)
 	flush(r);
 }
 
-void gw_schedule_flush(gw_registry *r)
-{
-	/* Deferred to the end of this loop iteration, so every hint of the iteration shares one query. */
-	if (!r->flush_scheduled) {
-		r->flush_scheduled = true;
-		event_active(r->flush_ev, EV_TIMEOUT, 0);
-	}
-}
-
 void gw_free_batches(gw_registry *r)
 {
 	read_batch *b;
 	while ((b = TAILQ_FIRST(&r->batches)) != NULL) batch_free(b);
-}
-
-void gw_token_recheck(gw_registry *r, auth_token *t)
-{
-	if (t->in_batch || t->state == AUTH_TOKEN_LOOKING) return;
-	if (auth_token_trust(t, cm_mono_ms(), cm_wall_us(), r->cfg->auth_cache_ttl_ms) != AUTH_TRUST_RECHECK) return;
-	t->in_batch = true;
-	TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
-	gw_schedule_flush(r);
-}
-
-void gw_token_retry(gw_registry *r, auth_token *t)
-{
-	static const struct timeval one = {1, 0};
-	if (t->in_batch || t->state == AUTH_TOKEN_LOOKING) return;
-	t->in_batch = true;
-	TAILQ_INSERT_TAIL(&r->token_retry, t, batch_link);
-	if (!evtimer_pending(r->token_retry_ev, NULL)) evtimer_add(r->token_retry_ev, &one);
 }
 
 void gw_on_token_retry(evutil_socket_t fd, short what, void *arg)
@@ -504,12 +479,4 @@ void gw_on_token_retry(evutil_socket_t fd, short what, void *arg)
 		TAILQ_INSERT_TAIL(&r->token_dirty, t, batch_link);
 	}
 	gw_schedule_flush(r);
-}
-
-void gw_schedule_flush_soon(gw_registry *r)
-{
-	/* Safety-net ticks: timers of one grid tick fire microseconds apart, possibly in different loop
-	 * iterations; waiting 5 ms lets them all join one batch. A flush that runs earlier takes them too. */
-	static const struct timeval soon = {0, 5000};
-	if (!r->flush_scheduled && !evtimer_pending(r->flush_soon_ev, NULL)) evtimer_add(r->flush_soon_ev, &soon);
 }

@@ -1,6 +1,7 @@
 /*
- * gateway/watch-internal.h — what watch.c (the registry: watches, subs, waiters, deciding) and
- * reread.c (the batched reads: flush, queries, applying results) share. Not for other rooms.
+ * gateway/watch-internal.h — the registry's types (watch, sub, user, counter, the registry itself), which
+ * every file of its chain shares, and watch.c's functions: the tables at the bottom of the chain
+ * (docs/architecture.md). Not for other rooms.
  */
 #ifndef POLLGATE_GATEWAY_WATCH_INTERNAL_H
 #define POLLGATE_GATEWAY_WATCH_INTERNAL_H
@@ -14,6 +15,7 @@
 #include "auth/cache.h"
 #include "common/hmap.h"
 #include "common/clock.h"
+#include "gateway/registry-io.h"
 #include "gateway/watch.h"
 #include "policy/policy.h"
 
@@ -83,7 +85,7 @@ enum { CAUSE_NEW = 0, CAUSE_NOTIFY, CAUSE_SAFETY, CAUSE_RECONNECT };
 struct gw_registry {
 	struct event_base *base;
 	const conf *cfg;
-	struct db_pool *pool;
+	gw_reg_io io; /* the database and the connections (registry-io.h) */
 	auth_cache *tokens;
 	cm_hmap watches, subs, clients;
 	cm_hmap user_subs; /* gw_user by user id */
@@ -113,61 +115,41 @@ struct gw_registry {
 	int n_common;
 };
 
-/* How a sub's pending waiters are decided (see gw_sub_process in watch.c). */
-typedef enum { PS_READ, PS_CACHED, PS_FAILED } ps_mode;
+/* ---- watch.c: the tables, their lifetimes and freshness, the read queues ---- */
 
-
-/* watch.c: lookups, freshness and lifetime. */
 gw_watch *gw_watch_find(gw_registry *r, gw_kind kind, int64_t id);
+gw_watch *gw_watch_get(gw_registry *r, gw_kind kind, int64_t id); /* found or made; NULL: out of memory */
 gw_sub *gw_sub_find(gw_registry *r, gw_watch *w, int64_t user_id);
+gw_sub *gw_sub_get(gw_registry *r, gw_watch *w, int64_t user_id);
+/* A user's subs across watches, or NULL. */
+gw_user *gw_user_find(gw_registry *r, int64_t user_id);
 void gw_sub_free(gw_registry *r, gw_sub *s);
 bool gw_sub_fresh(const gw_registry *r, const gw_sub *s, int64_t now);
 bool gw_sub_idle(const gw_sub *s);
 bool gw_view_fresh(const gw_watch *w);
+void gw_watch_free(gw_watch *w);
 void gw_watch_maybe_free(gw_watch *w);
 void gw_watch_arm(gw_watch *w, int64_t ms);
 void gw_watch_rearm(gw_watch *w);
 void gw_watch_arm_safety(gw_watch *w, int64_t interval);
+/* Call fn on every watch (fn may free the watch it is given). */
+void gw_for_each_watch(gw_registry *r, void (*fn)(gw_registry *r, gw_watch *w));
+/* Per-client held counters (keyed by the capped address prefix). */
+gw_counter *gw_counter_get(cm_hmap *m, const uint8_t key[16], bool create);
+void gw_counter_put(cm_hmap *m, gw_counter *c);
 
-/* watch.c: deciding and answering. `code` 200/304 use `v` (the watch's view). */
-void gw_sub_process(gw_sub *s, ps_mode mode, uint64_t seq);
-void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v);
-void gw_token_resolved(gw_registry *r, auth_token *t, bool failed);
-/* A re-check found the token of held requests revoked or expired: answer them 401. */
-void gw_token_revoked(gw_registry *r, auth_token *t, int64_t user_id);
+/* Queue a watch for the next batched read (CAUSE_*), and ask for the flush (not the quiet one). */
+void gw_watch_mark_dirty(gw_watch *w, int cause);
+void gw_watch_mark_dirty_quiet(gw_watch *w, int cause);
+/* Ask for the deferred flush: at the end of this loop iteration, or a few milliseconds later (safety-net
+ * ticks). The flush itself is reread.c's (gw_on_flush, the callback of r->flush_ev/flush_soon_ev). */
+void gw_schedule_flush(gw_registry *r);
+void gw_schedule_flush_soon(gw_registry *r);
 /* Look a token already in use up again with the next flush — only when auth_token_trust says it needs a
  * lookup (RECHECK): a fresh one needs none, a dead one (revoked, expired; an expired JWT) has no row that
  * could revive it. */
 void gw_token_recheck(gw_registry *r, auth_token *t);
-/* A re-check found the token live: its held waiters owed new state are answered (their sub's verdict is
- * re-read first when it is no longer fresh). */
-void gw_token_verified(gw_registry *r, auth_token *t);
 /* A re-check failed: look the token up again in a second while requests still use it. */
 void gw_token_retry(gw_registry *r, auth_token *t);
-
-/* A wake answers at most this many waiters per loop iteration, so the first answers are written while
- * later ones are still to be built, and a wake of 100,000 never holds 100,000 built answers at once. */
-#define GW_ANSWER_SLICE 1024
-/* The sub's held waiters are now due a 200 with the watch's view: queue them for the next slices. */
-void gw_sub_answer_changed(gw_registry *r, gw_sub *s);
-/* The sub lost access (or its resource is gone): answer its held and queued waiters 404 now. */
-void gw_sub_answer_denied(gw_registry *r, gw_sub *s);
-/* Queue the sub's held waiters owed new state (of token t only, unless t is NULL) for the next slices. */
-void gw_sub_answer_owed(gw_registry *r, gw_sub *s, const auth_token *t);
-/* The answer event's callback: one slice. */
-void gw_on_answer_slice(evutil_socket_t fd, short what, void *arg);
-/* Call fn on every watch (fn may free the watch it is given). */
-void gw_for_each_watch(gw_registry *r, void (*fn)(gw_registry *r, gw_watch *w));
-/* A user's subs across watches, or NULL. */
-gw_user *gw_user_find(gw_registry *r, int64_t user_id);
-
-/* reread.c: ask for the deferred flush; the flush event's callback. */
-void gw_schedule_flush(gw_registry *r);
-void gw_schedule_flush_soon(gw_registry *r);
-void gw_on_flush(evutil_socket_t fd, short what, void *arg);
-/* The token retry timer's callback: failed re-checks go out again. */
-void gw_on_token_retry(evutil_socket_t fd, short what, void *arg);
-/* Free the reads still in flight (at exit, after the last answer; their callbacks never run). */
-void gw_free_batches(gw_registry *r);
 
 #endif

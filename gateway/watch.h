@@ -115,10 +115,15 @@ typedef struct gw_reg_stats {
 /* Create the registry. `cfg` and `pool` are borrowed and must outlive it (gw_reg_set_conf swaps cfg). */
 gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool *pool)
 	__attribute__((warn_unused_result));
+/* The same with the seam given (registry-io.h; copied): how it reads and how it answers. */
+struct gw_reg_io;
+gw_registry *gw_reg_new_io(struct event_base *base, const conf *cfg, const struct gw_reg_io *io)
+	__attribute__((warn_unused_result));
 /* Answers nothing; frees every waiter with its connection. Call after draining. NULL is a no-op. */
 void gw_reg_free(gw_registry *r);
 
 void gw_reg_set_conf(gw_registry *r, const conf *cfg); /* reload: applies to the next decision/timer */
+const conf *gw_reg_conf(const gw_registry *r);
 /* Workers > 1: the caps count the whole server through `shm` (borrowed), as worker `wi`. */
 void gw_reg_set_shared(gw_registry *r, gw_shm *shm, int wi);
 
