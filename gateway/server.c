@@ -392,13 +392,13 @@ static void serve_request(struct evhttp_request *req, void *arg)
 
 	/* Request id: the trusted proxy's, else ours. */
 	const char *given = evhttp_find_header(in, "X-Request-Id");
-	if (given && peer && conf_cidr_match(&c->trusted_proxies, peer) && gw_http_rid_acceptable(given)) {
+	if (given && peer && gw_cidr_match(&c->trusted_proxies, peer) && gw_http_rid_acceptable(given)) {
 		snprintf(rid, sizeof rid, "%s", given);
 	} else {
 		new_rid(s, rid);
 	}
 	char *xff = joined_header(in, "X-Forwarded-For");
-	conf_client_resolve(&c->trusted_proxies, peer, xff, client_key, client_text, sizeof client_text);
+	gw_cidr_client_resolve(&c->trusted_proxies, peer, xff, client_key, client_text, sizeof client_text);
 	free(xff);
 	gw_http_access_note(client_text, cm_mono_ms(), NULL);
 
@@ -442,7 +442,7 @@ static void serve_request(struct evhttp_request *req, void *arg)
 		return;
 	case GW_ROUTE_METRICS:
 		/* The resolved client, not the socket peer: through a trusted proxy every peer is the proxy. */
-		if (peer && conf_cidr_match_key(&c->metrics_allow, client_key)) serve_metrics(s, req, rid);
+		if (peer && gw_cidr_match_key(&c->metrics_allow, client_key)) serve_metrics(s, req, rid);
 		else reply_error(s, req, route, rid, GW_ERR_NOT_FOUND, NULL, 0);
 		return;
 	default: break;
