@@ -9,7 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/evp.h>
+#include "common/digest.h"
+#include "common/hex.h"
+
+_Static_assert(AUTH_HASH_LEN == CM_SHA256_LEN, "a token hash is a SHA-256");
 
 static bool visible(unsigned char c)
 {
@@ -79,18 +82,12 @@ auth_cred_status auth_extract(const char *authorization, const char *cookie, con
 
 void auth_sha256(const void *data, size_t len, uint8_t out[AUTH_HASH_LEN])
 {
-	unsigned int n = AUTH_HASH_LEN;
-	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1) memset(out, 0, AUTH_HASH_LEN);
+	if (cm_sha256(data, len, out) != 0) return; /* out is zeroed, as before */
 }
 
 void auth_hash_hex(const uint8_t h[AUTH_HASH_LEN], char *out)
 {
-	static const char hex[] = "0123456789abcdef";
-	for (int i = 0; i < AUTH_HASH_LEN; i++) {
-		out[2 * i] = hex[h[i] >> 4];
-		out[2 * i + 1] = hex[h[i] & 15];
-	}
-	out[2 * AUTH_HASH_LEN] = '\0';
+	cm_hex_encode(h, AUTH_HASH_LEN, out);
 }
 
 void auth_hash_prefix(const uint8_t h[AUTH_HASH_LEN], char out[13])

@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/random.h>
 
+/* The hash key: mutable file-scope state, justified as write-once. cm_hash_seed() sets it at start-up,
+ * before any table exists and before workers fork (they share it, which is harmless: it only has to be
+ * unknown outside). Passing it down would put a key into every hash call site for no gain. */
 static uint64_t sip_k0 = 0x0706050403020100ULL, sip_k1 = 0x0f0e0d0c0b0a0908ULL;
 
 void cm_hash_seed(void)
@@ -139,4 +142,23 @@ void cm_hmap_remove(cm_hmap *m, cm_hnode *n)
 			return;
 		}
 	}
+}
+
+cm_hnode *cm_hmap_first(const cm_hmap *m, cm_hmap_iter *it)
+{
+	it->m = m;
+	it->bucket = 0;
+	it->next = NULL;
+	return cm_hmap_next(it);
+}
+
+cm_hnode *cm_hmap_next(cm_hmap_iter *it)
+{
+	while (it->next == NULL) {
+		if (it->bucket >= it->m->nbuckets) return NULL;
+		it->next = it->m->buckets[it->bucket++];
+	}
+	cm_hnode *n = it->next;
+	it->next = n->next;
+	return n;
 }

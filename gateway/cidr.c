@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int conf_cidr_parse(const char *s, conf_cidr *out)
+int gw_cidr_parse(const char *s, gw_cidr *out)
 {
 	char addr[INET6_ADDRSTRLEN + 1];
 	const char *slash;
 	size_t alen;
 	int maxp, prefix;
-	conf_cidr r;
+	gw_cidr r;
 
 	if (s == NULL || out == NULL) return -1;
 	memset(&r, 0, sizeof r);
@@ -54,7 +54,7 @@ int conf_cidr_parse(const char *s, conf_cidr *out)
 	return 0;
 }
 
-static bool cidr_contains(const conf_cidr *b, const uint8_t a[16])
+static bool cidr_contains(const gw_cidr *b, const uint8_t a[16])
 {
 	int full = b->prefix / 8, rest = b->prefix % 8;
 
@@ -64,7 +64,7 @@ static bool cidr_contains(const conf_cidr *b, const uint8_t a[16])
 	return (b->addr[full] & mask) == (a[full] & mask);
 }
 
-bool conf_addr_key(const struct sockaddr *sa, uint8_t a[16])
+bool gw_cidr_addr_key(const struct sockaddr *sa, uint8_t a[16])
 {
 	memset(a, 0, 16);
 	if (sa == NULL) return false;
@@ -84,7 +84,7 @@ bool conf_addr_key(const struct sockaddr *sa, uint8_t a[16])
 	return false;
 }
 
-bool conf_cidr_match_key(const conf_cidr_list *list, const uint8_t key[16])
+bool gw_cidr_match_key(const gw_cidr_list *list, const uint8_t key[16])
 {
 	if (list == NULL) return false;
 	for (size_t i = 0; i < list->n; i++)
@@ -92,12 +92,12 @@ bool conf_cidr_match_key(const conf_cidr_list *list, const uint8_t key[16])
 	return false;
 }
 
-bool conf_cidr_match(const conf_cidr_list *list, const struct sockaddr *sa)
+bool gw_cidr_match(const gw_cidr_list *list, const struct sockaddr *sa)
 {
 	uint8_t a[16];
 
-	if (list == NULL || !conf_addr_key(sa, a)) return false;
-	return conf_cidr_match_key(list, a);
+	if (list == NULL || !gw_cidr_addr_key(sa, a)) return false;
+	return gw_cidr_match_key(list, a);
 }
 
 static bool is_v4_mapped(const uint8_t a[16])
@@ -106,14 +106,14 @@ static bool is_v4_mapped(const uint8_t a[16])
 	return memcmp(a, pfx, sizeof pfx) == 0;
 }
 
-void conf_client_key_prefix(uint8_t key[16], int v6_prefix)
+void gw_cidr_key_prefix(uint8_t key[16], int v6_prefix)
 {
 	if (is_v4_mapped(key)) return;
 	if (v6_prefix < 0) v6_prefix = 0;
 	for (int bit = v6_prefix; bit < 128; bit++) key[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
 }
 
-void conf_cidr_format(const conf_cidr *b, char *buf, size_t len)
+void gw_cidr_format(const gw_cidr *b, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN];
 
@@ -151,13 +151,13 @@ static bool parse_ip(const char *s, size_t n, struct sockaddr_storage *ss)
 /* The client: the peer, or — when the peer is a trusted proxy — the right-most X-Forwarded-For hop that
  * is not itself a trusted proxy. A hop that does not parse stops the walk at the last good one, so each
  * hop is parsed into `hop` and only a good one replaces the client held in `ss`. */
-void conf_client_resolve(const conf_cidr_list *trusted, const struct sockaddr *peer, const char *xff, uint8_t key[16],
+void gw_cidr_client_resolve(const gw_cidr_list *trusted, const struct sockaddr *peer, const char *xff, uint8_t key[16],
                            char *text, size_t textlen)
 {
 	struct sockaddr_storage ss, hop;
 	const struct sockaddr *client = peer;
 
-	if (peer && xff && conf_cidr_match(trusted, peer)) {
+	if (peer && xff && gw_cidr_match(trusted, peer)) {
 		const char *end = xff + strlen(xff);
 		while (end > xff) {
 			const char *start = end;
@@ -165,11 +165,11 @@ void conf_client_resolve(const conf_cidr_list *trusted, const struct sockaddr *p
 			if (!parse_ip(start, (size_t)(end - start), &hop)) break;
 			ss = hop;
 			client = (const struct sockaddr *)&ss;
-			if (!conf_cidr_match(trusted, client)) break;
+			if (!gw_cidr_match(trusted, client)) break;
 			end = start > xff ? start - 1 : xff;
 		}
 	}
-	conf_addr_key(client, key);
+	gw_cidr_addr_key(client, key);
 	text[0] = '\0';
 	if (client && client->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)client)->sin_addr, text, (socklen_t)textlen);

@@ -13,41 +13,41 @@
 #include <sys/socket.h>
 
 /* One CIDR block: IPv4 blocks are stored as IPv4-mapped IPv6 (::ffff:a.b.c.d/96+n). */
-typedef struct conf_cidr {
+typedef struct gw_cidr {
 	uint8_t addr[16];
 	int prefix; /* 0..128, on the mapped form */
-} conf_cidr;
+} gw_cidr;
 
-typedef struct conf_cidr_list {
-	conf_cidr *items; /* owned */
+typedef struct gw_cidr_list {
+	gw_cidr *items; /* owned */
 	size_t n;
-} conf_cidr_list;
+} gw_cidr_list;
 
 /* The 16-byte key of an AF_INET or AF_INET6 sockaddr (zeros and false for anything else). */
-bool conf_addr_key(const struct sockaddr *sa, uint8_t key[16]);
+bool gw_cidr_addr_key(const struct sockaddr *sa, uint8_t key[16]);
 
 /* Parse one "ADDR/PREFIX" (or a bare address = full-length prefix) into *out; host bits are masked.
  * Returns 0 or -1. */
-int conf_cidr_parse(const char *s, conf_cidr *out) __attribute__((warn_unused_result));
+int gw_cidr_parse(const char *s, gw_cidr *out) __attribute__((warn_unused_result));
 
 /* Does any block of `list` contain the address? (false for families other than IPv4/IPv6.) */
-bool conf_cidr_match(const conf_cidr_list *list, const struct sockaddr *sa);
+bool gw_cidr_match(const gw_cidr_list *list, const struct sockaddr *sa);
 
-/* Does any block of `list` contain the address with this 16-byte key (as conf_addr_key makes)? */
-bool conf_cidr_match_key(const conf_cidr_list *list, const uint8_t key[16]);
+/* Does any block of `list` contain the address with this 16-byte key (as gw_cidr_addr_key makes)? */
+bool gw_cidr_match_key(const gw_cidr_list *list, const uint8_t key[16]);
 
 /* The key that counts a client for the per-client cap: an IPv6 address (not IPv4-mapped) keeps only its
  * first `v6_prefix` bits (32..128; a host is given a whole /64, so its /128s are one client); an IPv4
  * key is left whole. */
-void conf_client_key_prefix(uint8_t key[16], int v6_prefix);
+void gw_cidr_key_prefix(uint8_t key[16], int v6_prefix);
 
 /* "10.0.0.0/8" or "::1/128": the block as it would be written. */
-void conf_cidr_format(const conf_cidr *b, char *buf, size_t len);
+void gw_cidr_format(const gw_cidr *b, char *buf, size_t len);
 
 /* The client of a request: the peer, or, when the peer is in `trusted`, the right-most X-Forwarded-For hop
  * that is not itself trusted (hops that do not parse as addresses stop the walk). Writes its 16-byte key
  * and its text form (empty when unknown). `peer` and `xff` may be NULL. */
-void conf_client_resolve(const conf_cidr_list *trusted, const struct sockaddr *peer, const char *xff,
+void gw_cidr_client_resolve(const gw_cidr_list *trusted, const struct sockaddr *peer, const char *xff,
                          uint8_t key[16], char *text, size_t textlen);
 
 #endif

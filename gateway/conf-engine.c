@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "common/log.h"
 
 /* ---- text helpers ---- */
@@ -23,7 +24,6 @@ static bool is_ws(char ch)
 
 const char *conf_show_n(const char *s, size_t n, char *buf, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
 
 	for (size_t i = 0; i < n && o + 8 < len; i++) {
@@ -41,8 +41,8 @@ const char *conf_show_n(const char *s, size_t n, char *buf, size_t len)
 		} else {
 			buf[o++] = '\\';
 			buf[o++] = 'x';
-			buf[o++] = hex[ch >> 4];
-			buf[o++] = hex[ch & 15];
+			cm_hex_encode(&ch, 1, buf + o); /* o + 8 < len: the digits and their NUL fit */
+			o += 2;
 		}
 	}
 	buf[o] = '\0';

@@ -454,8 +454,8 @@ static bool cidr_sep(char ch)
 
 static int cidrs_parse(void *obj, const conf_key *k, const char *v, char *err, size_t errlen)
 {
-	conf_cidr_list *list = field(obj, k->off);
-	conf_cidr *items = NULL;
+	gw_cidr_list *list = field(obj, k->off);
+	gw_cidr *items = NULL;
 	size_t n = 0, cap = 0;
 	const char *p = v;
 
@@ -482,7 +482,7 @@ static int cidrs_parse(void *obj, const conf_key *k, const char *v, char *err, s
 			memcpy(elem, p, len);
 			elem[len] = '\0';
 		}
-		if (len >= sizeof elem || conf_cidr_parse(elem, &items[n]) != 0) {
+		if (len >= sizeof elem || gw_cidr_parse(elem, &items[n]) != 0) {
 			snprintf(err, errlen, "invalid CIDR '%s' in %s (element %zu)", conf_show_n(p, len, sb, sizeof sb),
 			         k->name, n + 1);
 			free(items);
@@ -499,7 +499,7 @@ static int cidrs_parse(void *obj, const conf_key *k, const char *v, char *err, s
 
 static void cidrs_free(void *obj, const conf_key *k)
 {
-	conf_cidr_list *l = field(obj, k->off);
+	gw_cidr_list *l = field(obj, k->off);
 	free(l->items);
 	l->items = NULL;
 	l->n = 0;
@@ -507,7 +507,7 @@ static void cidrs_free(void *obj, const conf_key *k)
 
 static bool cidrs_equal(const void *a, const void *b, const conf_key *k)
 {
-	const conf_cidr_list *la = cfield(a, k->off), *lb = cfield(b, k->off);
+	const gw_cidr_list *la = cfield(a, k->off), *lb = cfield(b, k->off);
 
 	if (la->n != lb->n) return false;
 	for (size_t i = 0; i < la->n; i++)
@@ -518,9 +518,9 @@ static bool cidrs_equal(const void *a, const void *b, const conf_key *k)
 
 static int cidrs_copy(void *dst, const void *src, const conf_key *k)
 {
-	const conf_cidr_list *ls = cfield(src, k->off);
-	conf_cidr_list *ld = field(dst, k->off);
-	conf_cidr *items = NULL;
+	const gw_cidr_list *ls = cfield(src, k->off);
+	gw_cidr_list *ld = field(dst, k->off);
+	gw_cidr *items = NULL;
 
 	if (ls->n > 0) {
 		items = calloc(ls->n, sizeof *items);
@@ -535,12 +535,12 @@ static int cidrs_copy(void *dst, const void *src, const conf_key *k)
 
 static void cidrs_dump(const void *obj, const conf_key *k, FILE *out)
 {
-	const conf_cidr_list *l = cfield(obj, k->off);
+	const gw_cidr_list *l = cfield(obj, k->off);
 	char buf[64];
 
 	if (l->n == 0) fputs("\"\"", out);
 	for (size_t i = 0; i < l->n; i++) {
-		conf_cidr_format(&l->items[i], buf, sizeof buf);
+		gw_cidr_format(&l->items[i], buf, sizeof buf);
 		fprintf(out, "%s%s", i ? " " : "", buf);
 	}
 }

@@ -28,7 +28,7 @@ extern const conf_type conf_t_duration;
 extern const conf_type conf_t_seconds;
 /* int64_t bytes ("8KiB", "1MiB", "512", "4k"); bounds in bytes. */
 extern const conf_type conf_t_size;
-/* conf_cidr_list (items owned): space- or comma-separated CIDRs. */
+/* gw_cidr_list (items owned): space- or comma-separated CIDRs. */
 extern const conf_type conf_t_cidrs;
 /* int cm_log_level: error, warn, info, debug. */
 extern const conf_type conf_t_log_level;

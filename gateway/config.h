@@ -59,8 +59,8 @@ typedef struct conf {
 	char *cors_origins; /* owned; space-separated exact origins, "" = CORS off */
 	int64_t cors_max_age_ms;
 
-	conf_cidr_list metrics_allow;
-	conf_cidr_list trusted_proxies;
+	gw_cidr_list metrics_allow;
+	gw_cidr_list trusted_proxies;
 
 	int workers; /* processes; 0 = auto (one per online core): read it through conf_workers() */
 

@@ -71,7 +71,7 @@ static void hold(gw_registry *r, gw_sub *s, gw_waiter *w)
 	 * releases the counter it took. */
 	uint8_t cap_key[16];
 	memcpy(cap_key, w->client_addr, sizeof cap_key);
-	conf_client_key_prefix(cap_key, (int)c->client_ipv6_prefix);
+	gw_cidr_key_prefix(cap_key, (int)c->client_ipv6_prefix);
 	gw_counter *cl = gw_counter_get(&r->clients, cap_key, true);
 	if (cl == NULL || u->held >= (uint64_t)c->max_waiters_per_principal ||
 	    cl->n >= (uint64_t)c->max_waiters_per_client) {

@@ -1,6 +1,7 @@
 /*
  * gateway/hold.h — why a request ended and how long it was held: the reason vocabulary shared by the
- * access log and /metrics, and the hold-duration histogram by reason.
+ * access log and /metrics, the hold-duration histogram by reason, and the layouts of the registry's
+ * histograms.
  *
  * Pure: no I/O, no clock. The registry classifies each answered (or abandoned) waiter with
  * gw_hold_classify() and records it with gw_hold_observe(); metrics.c renders the histogram.
@@ -10,6 +11,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "common/hist.h"
 
 typedef enum {
 	GW_HOLD_CHANGED = 0, /* 200: the client's version differs (at once, or a held request woken by a change) */
@@ -32,10 +35,17 @@ const char *gw_hold_reason_name(gw_hold_reason r);
  * answered it; `terminal`: the answer's state is terminal (200/304); `at_cap`: a 503 was a cap. */
 gw_hold_reason gw_hold_classify(int code, bool held, bool draining, bool terminal, bool at_cap);
 
-/* Upper bounds (seconds) of the histogram's buckets; the last bucket is +Inf. */
+/* The bucket layouts of the registry's histograms (common/hist.h), each defined once here and used both
+ * where it is observed and where /metrics renders it. Bounds are seconds (hold, wake) or resources
+ * (batch); the bucket counts are the arrays' sizes in gw_hold_hist and gw_reg_stats. */
 #define GW_HOLD_BUCKETS 12
 extern const double gw_hold_bounds[GW_HOLD_BUCKETS - 1];
 extern const char *const gw_hold_bound_text[GW_HOLD_BUCKETS]; /* "0.01" ... "+Inf" */
+extern const cm_hist gw_hist_hold;  /* pollgate_hold_duration_seconds */
+#define GW_WAKE_BUCKETS 10
+extern const cm_hist gw_hist_wake;  /* pollgate_notify_to_answer_seconds: 0.001 ... 1, +Inf */
+#define GW_BATCH_BUCKETS 8
+extern const cm_hist gw_hist_batch; /* pollgate_reread_batch_size: 1 ... 1000, +Inf */
 
 typedef struct gw_hold_hist {
 	uint64_t bucket[GW_HOLD_NREASONS][GW_HOLD_BUCKETS]; /* not cumulative */

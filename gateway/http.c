@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* only for a request's HTTP version, see evhttp_send_error */
 #include <event2/keyvalq_struct.h>
 
 #include "common/clock.h"
@@ -46,10 +47,29 @@ bool gw_http_framing_ambiguous(const struct evkeyvalq *headers)
 
 const int gw_http_status_codes[GW_NSTATUS] = {200, 204, 304, 400, 401, 404, 405, 429, 503, 0};
 
-/* The CORS policy of the running config (see gw_http_set_cors). One server per process, and every reply
- * goes through this file, so the policy lives here rather than in every caller's arguments. */
-static const char *cors_origins;
-static char cors_max_age[24] = "600";
+/* ---- the one per-process exception ----
+ *
+ * Everything else a worker needs reaches it in structs passed down. This struct is the exception, one
+ * per process (each worker is its own process with its own server), set by that server:
+ *  - libevent 2.1 answers a request it cannot parse through evhttp_send_error() and its listener reports
+ *    accept errors with evhttp's pointer, never an argument of ours, so the server that wants those
+ *    events must be found without one (`owner`, `on_parse_error`; see evhttp_send_error at the end);
+ *  - every answer goes through gw_http_reply(), which the registry calls with no server at hand, so the
+ *    CORS policy of the running config and the access-log note (one loop, one answer at a time) ride
+ *    here until the registry's reply function is passed in by the server.
+ * No other file of the tree keeps mutable file-scope state except gateway/main.c and common/log.c. */
+static struct {
+	void *owner;
+	gw_http_parse_error_fn on_parse_error;
+	const char *cors_origins; /* borrowed from the running config; NULL = CORS off */
+	char cors_max_age[24];
+	struct {
+		bool set;
+		char client[48];
+		int64_t start_ms;
+		const char *reason;
+	} note; /* see gw_http_access_note */
+} proc = {.cors_max_age = "600"};
 
 int gw_http_status_index(int code)
 {
@@ -182,8 +202,8 @@ bool gw_http_inm_matches(const char *inm, const char *etag)
 
 void gw_http_set_cors(const char *origins, int64_t max_age_s)
 {
-	cors_origins = origins && *origins ? origins : NULL;
-	snprintf(cors_max_age, sizeof cors_max_age, "%lld", (long long)max_age_s);
+	proc.cors_origins = origins && *origins ? origins : NULL;
+	snprintf(proc.cors_max_age, sizeof proc.cors_max_age, "%lld", (long long)max_age_s);
 }
 
 bool gw_http_origin_listed(const char *list, const char *origin)
@@ -202,14 +222,14 @@ bool gw_http_origin_listed(const char *list, const char *origin)
 /* The request's Origin when CORS is on and it is listed, else NULL. */
 static const char *cors_allowed_origin(struct evhttp_request *req)
 {
-	if (cors_origins == NULL) return NULL;
+	if (proc.cors_origins == NULL) return NULL;
 	const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
-	return gw_http_origin_listed(cors_origins, origin) ? origin : NULL;
+	return gw_http_origin_listed(proc.cors_origins, origin) ? origin : NULL;
 }
 
 static void add_cors(struct evhttp_request *req, struct evkeyvalq *h, const char *vary)
 {
-	if (cors_origins == NULL) return;
+	if (proc.cors_origins == NULL) return;
 	evhttp_add_header(h, "Vary", vary);
 	const char *origin = cors_allowed_origin(req);
 	if (origin == NULL) return;
@@ -236,7 +256,7 @@ void gw_http_preflight(struct evhttp_request *req, const char *rid)
 	evhttp_add_header(h, "Access-Control-Allow-Credentials", "true");
 	evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, HEAD");
 	evhttp_add_header(h, "Access-Control-Allow-Headers", "Authorization, If-None-Match, Prefer, X-Request-Id");
-	evhttp_add_header(h, "Access-Control-Max-Age", cors_max_age);
+	evhttp_add_header(h, "Access-Control-Max-Age", proc.cors_max_age);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	if (rid) evhttp_add_header(h, "X-Request-Id", rid);
@@ -246,22 +266,16 @@ void gw_http_preflight(struct evhttp_request *req, const char *rid)
 
 /* ---- the access log ---- */
 
-/* What the caller about to answer knows and this file does not: the resolved client, when the request
- * arrived, why it ends. Set just before an answer, consumed (cleared) by it; one loop, one answer at a
- * time, so a process-wide note is enough. */
-static struct {
-	bool set;
-	char client[48];
-	int64_t start_ms;
-	const char *reason;
-} note;
+/* What the caller about to answer knows and this file does not (proc.note): the resolved client, when
+ * the request arrived, why it ends. Set just before an answer, consumed (cleared) by it; one loop, one
+ * answer at a time, so one note per process is enough. */
 
 void gw_http_access_note(const char *client, int64_t start_ms, const char *reason)
 {
-	note.set = client != NULL || reason != NULL;
-	snprintf(note.client, sizeof note.client, "%s", client ? client : "");
-	note.start_ms = start_ms;
-	note.reason = reason;
+	proc.note.set = client != NULL || reason != NULL;
+	snprintf(proc.note.client, sizeof proc.note.client, "%s", client ? client : "");
+	proc.note.start_ms = start_ms;
+	proc.note.reason = reason;
 }
 
 void gw_http_format_addr(const uint8_t addr[16], char *out, size_t cap)
@@ -313,15 +327,15 @@ void gw_http_access_log(struct evhttp_request *req, const char *rid, int code, s
 	const char *reason;
 
 	if (!cm_log_access_enabled() || req == NULL) {
-		note.set = false;
+		proc.note.set = false;
 		return;
 	}
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	int64_t id = 0;
 	gw_route route = path ? gw_http_route(path, &id) : GW_ROUTE_NONE;
-	if (note.set && note.client[0]) {
-		snprintf(client, sizeof client, "%s", note.client);
+	if (proc.note.set && proc.note.client[0]) {
+		snprintf(client, sizeof client, "%s", proc.note.client);
 	} else {
 		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 		char *host = NULL;
@@ -329,9 +343,9 @@ void gw_http_access_log(struct evhttp_request *req, const char *rid, int code, s
 		if (evcon) evhttp_connection_get_peer(evcon, &host, &port);
 		snprintf(client, sizeof client, "%s", host ? host : "");
 	}
-	if (note.set && note.start_ms > 0) hold_ms = cm_mono_ms() - note.start_ms;
-	reason = note.set && note.reason ? note.reason : default_reason(code);
-	note.set = false;
+	if (proc.note.set && proc.note.start_ms > 0) hold_ms = cm_mono_ms() - proc.note.start_ms;
+	reason = proc.note.set && proc.note.reason ? proc.note.reason : default_reason(code);
+	proc.note.set = false;
 	/* client is an address (inet_ntop or evhttp's numeric peer): bare; the path is the client's: quoted */
 	cm_log_access(rid, "access client=%s method=%s route=%s path=%s status=%d hold_ms=%" PRId64 " bytes=%zu reason=%s",
 	              client[0] ? client : "-", method_text(evhttp_request_get_command(req)), gw_http_route_name(route), CM_Q(path),
@@ -417,4 +431,43 @@ void gw_http_error(struct evhttp_request *req, const char *rid, gw_err err, cons
 	/* code and msg are fixed ASCII sentences without quotes or backslashes: no escaping needed. */
 	int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
 	gw_http_reply(req, rid, (int)err, NULL, body, (size_t)n, flags);
+}
+
+/* ---- answers evhttp gives by itself ----
+ *
+ * A request evhttp cannot parse (request line, a header line, a header block over max_header_size, a
+ * body over the limit) never reaches the server's callback: evhttp answers it through evhttp_send_error()
+ * with an HTML page, and libevent 2.1 has no hook for that page. This definition takes the place of
+ * libevent's (the executable's symbol wins, and libevent calls it through its PLT), so those answers have
+ * the JSON error shape and close the connection like every other refusal; the server registered with
+ * gw_http_set_owner() counts them and words the message. tests/integration/test_security.py checks the
+ * JSON arrives, so a libevent built to bind the call internally fails the suite instead of silently
+ * sending HTML. */
+void gw_http_set_owner(void *owner, gw_http_parse_error_fn on_parse_error)
+{
+	proc.owner = owner;
+	proc.on_parse_error = owner ? on_parse_error : NULL;
+}
+
+void *gw_http_owner(void)
+{
+	return proc.owner;
+}
+
+void evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
+{
+	(void)reason;
+	evhttp_clear_headers(evhttp_request_get_output_headers(req));
+	if (req->major != 1) {
+		/* The version never parsed: answer in HTTP/1.1 (it is what evhttp's own page does). */
+		req->major = 1;
+		req->minor = 1;
+	}
+	if (proc.on_parse_error) {
+		proc.on_parse_error(proc.owner, req, error);
+		return;
+	}
+	gw_http_error(req, NULL, GW_ERR_BAD_REQUEST,
+	              error == 413 ? "A request must not carry a body." : "The request line or headers are malformed.", 0,
+	              GW_REPLY_CLOSE);
 }

@@ -108,4 +108,12 @@ void gw_http_format_addr(const uint8_t addr[16], char *out, size_t cap);
 void gw_http_error(struct evhttp_request *req, const char *rid, gw_err err, const char *message,
                    int64_t retry_after_s, unsigned flags);
 
+/* The server of this process (the one per-process exception, see http.c): `owner` is handed back to
+ * on_parse_error, which answers a request evhttp could not parse (error: evhttp's status, 400 or 413)
+ * with gw_http_error(); gw_http_owner() returns it to the callbacks libevent calls without an argument
+ * of ours. gw_http_set_owner(NULL, NULL) when that server goes. */
+typedef void (*gw_http_parse_error_fn)(void *owner, struct evhttp_request *req, int error);
+void gw_http_set_owner(void *owner, gw_http_parse_error_fn on_parse_error);
+void *gw_http_owner(void);
+
 #endif

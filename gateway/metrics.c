@@ -170,6 +170,8 @@ static bool is_gauge_word(size_t off)
 	return false;
 }
 
+_Static_assert(sizeof(((gw_reg_stats *)0)->batch_hist) == GW_BATCH_BUCKETS * sizeof(uint64_t), "batch_hist is gw_hist_batch's");
+_Static_assert(sizeof(((gw_reg_stats *)0)->wake_hist) == GW_WAKE_BUCKETS * sizeof(uint64_t), "wake_hist is gw_hist_wake's");
 _Static_assert(offsetof(gw_metrics_snap, listen_up) % 8 == 0, "the summed part of a snapshot is 8-byte words");
 _Static_assert(sizeof(gw_metrics_snap) % 8 == 0, "a snapshot is 8-byte words");
 
@@ -321,11 +323,10 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 		P("pollgate_reread_resources_total{kind=\"%s\"} %" PRIu64 "\n", gw_kind_name((gw_kind)k), st->read_resources[k]);
 	if (head(out, "pollgate_reread_batch_size", "histogram", "Resources per batched re-read query (all kinds).")) return -1;
 	{
-		static const char *const le[8] = {"1", "10", "50", "100", "250", "500", "1000", "+Inf"};
 		uint64_t cum = 0, nq = 0, nr = 0;
-		for (int i = 0; i < 8; i++) {
+		for (size_t i = 0; i <= gw_hist_batch.nbounds; i++) {
 			cum += st->batch_hist[i];
-			P("pollgate_reread_batch_size_bucket{le=\"%s\"} %" PRIu64 "\n", le[i], cum);
+			P("pollgate_reread_batch_size_bucket{le=\"%s\"} %" PRIu64 "\n", gw_hist_batch.le[i], cum);
 		}
 		for (int k = 0; k < GW_KINDS; k++) nq += st->reads[k], nr += st->read_resources[k];
 		P("pollgate_reread_batch_size_sum %" PRIu64 "\n", nr);
@@ -362,11 +363,10 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 
 	if (head(out, "pollgate_notify_to_answer_seconds", "histogram", "From a NOTIFY to the re-read that answered its waiters.")) return -1;
 	{
-		static const char *const le[10] = {"0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "+Inf"};
 		uint64_t cum = 0;
-		for (int i = 0; i < 10; i++) {
+		for (size_t i = 0; i <= gw_hist_wake.nbounds; i++) {
 			cum += st->wake_hist[i];
-			P("pollgate_notify_to_answer_seconds_bucket{le=\"%s\"} %" PRIu64 "\n", le[i], cum);
+			P("pollgate_notify_to_answer_seconds_bucket{le=\"%s\"} %" PRIu64 "\n", gw_hist_wake.le[i], cum);
 		}
 		P("pollgate_notify_to_answer_seconds_sum %.6f\n", st->wake_sum_ms / 1000.0);
 		P("pollgate_notify_to_answer_seconds_count %" PRIu64 "\n", st->wake_count);
@@ -407,10 +407,10 @@ int gw_metrics_render(struct evbuffer *out, const gw_metrics_front *front, const
 	for (int r = 0; r < GW_HOLD_NREASONS; r++) {
 		const char *why = gw_hold_reason_name((gw_hold_reason)r);
 		uint64_t cum = 0;
-		for (int i = 0; i < GW_HOLD_BUCKETS; i++) {
+		for (size_t i = 0; i <= gw_hist_hold.nbounds; i++) {
 			cum += st->hold.bucket[r][i];
 			P("pollgate_hold_duration_seconds_bucket{reason=\"%s\",le=\"%s\"} %" PRIu64 "\n", why,
-			  gw_hold_bound_text[i], cum);
+			  gw_hist_hold.le[i], cum);
 		}
 		P("pollgate_hold_duration_seconds_sum{reason=\"%s\"} %.6f\n", why, st->hold.sum_s[r]);
 		P("pollgate_hold_duration_seconds_count{reason=\"%s\"} %" PRIu64 "\n", why, st->hold.count[r]);

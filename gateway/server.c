@@ -25,7 +25,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/http_struct.h> /* only for a request's HTTP version, see evhttp_send_error below */
+#include <event2/http_struct.h> /* only for a request's HTTP version, see closes_after */
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
@@ -76,10 +76,6 @@ struct gw_server {
 	struct event *publish_tick;
 	gw_metrics_snap *published; /* what the tick published last */
 };
-
-/* The one server of the process, for evhttp_send_error() below, which libevent calls without an argument
- * of ours. */
-static gw_server *the_server;
 
 /* ---- request ids ---- */
 
@@ -220,7 +216,7 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 
 static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
-	gw_server *s = the_server; /* arg is evhttp's own (the listener's user data), not ours */
+	gw_server *s = gw_http_owner(); /* arg is evhttp's own (the listener's user data), not ours */
 	(void)arg;
 	if (s == NULL) return;
 	int err = EVUTIL_SOCKET_ERROR();
@@ -401,13 +397,13 @@ static void serve_request(struct evhttp_request *req, void *arg)
 
 	/* Request id: the trusted proxy's, else ours. */
 	const char *given = evhttp_find_header(in, "X-Request-Id");
-	if (given && peer && conf_cidr_match(&c->trusted_proxies, peer) && gw_http_rid_acceptable(given)) {
+	if (given && peer && gw_cidr_match(&c->trusted_proxies, peer) && gw_http_rid_acceptable(given)) {
 		snprintf(rid, sizeof rid, "%s", given);
 	} else {
 		new_rid(s, rid);
 	}
 	char *xff = joined_header(in, "X-Forwarded-For");
-	conf_client_resolve(&c->trusted_proxies, peer, xff, client_key, client_text, sizeof client_text);
+	gw_cidr_client_resolve(&c->trusted_proxies, peer, xff, client_key, client_text, sizeof client_text);
 	free(xff);
 	gw_http_access_note(client_text, cm_mono_ms(), NULL);
 
@@ -451,7 +447,7 @@ static void serve_request(struct evhttp_request *req, void *arg)
 		return;
 	case GW_ROUTE_METRICS:
 		/* The resolved client, not the socket peer: through a trusted proxy every peer is the proxy. */
-		if (peer && conf_cidr_match_key(&c->metrics_allow, client_key)) serve_metrics(s, req, rid);
+		if (peer && gw_cidr_match_key(&c->metrics_allow, client_key)) serve_metrics(s, req, rid);
 		else reply_error(s, req, route, rid, GW_ERR_NOT_FOUND, NULL, 0);
 		return;
 	default: break;
@@ -542,6 +538,26 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- lifecycle ---- */
 
+/* A request evhttp could not parse (see evhttp_send_error in http.c, which has cleared the headers):
+ * counted, logged, and refused with the JSON error shape. */
+static void on_parse_error(void *owner, struct evhttp_request *req, int error)
+{
+	gw_server *s = owner;
+	char rid[40] = "";
+	char msg[160];
+
+	if (error == 413)
+		snprintf(msg, sizeof msg, "A request must not carry a body.");
+	else
+		snprintf(msg, sizeof msg, "The request line or headers are malformed, or the header block exceeds %lld bytes.",
+		         (long long)s->cfg->max_header_size);
+	new_rid(s, rid);
+	count(s, GW_ROUTE_NONE, 400);
+	s->front.protocol_errors++;
+	rlog_debug(rid, "refused by the HTTP parser status=%d", error);
+	gw_http_error(req, rid, GW_ERR_BAD_REQUEST, msg, 0, GW_REPLY_CLOSE);
+}
+
 static void apply_limits(gw_server *s)
 {
 	const conf *c = s->cfg;
@@ -584,7 +600,7 @@ gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *
 	evhttp_set_default_content_type(s->http, "application/json");
 	evhttp_set_gencb(s->http, on_request, s);
 	apply_limits(s);
-	the_server = s;
+	gw_http_set_owner(s, on_parse_error);
 	return s;
 }
 
@@ -700,7 +716,7 @@ uint64_t gw_server_unfinished(const gw_server *s)
 void gw_server_free(gw_server *s)
 {
 	if (s == NULL) return;
-	if (the_server == s) the_server = NULL;
+	if (gw_http_owner() == s) gw_http_set_owner(NULL, NULL);
 	if (s->http) evhttp_free(s->http);
 	/* evhttp has let go of every connection; the guards' references are the last ones. */
 	while (!TAILQ_EMPTY(&s->heads_fifo)) guard_drop(s, TAILQ_FIRST(&s->heads_fifo));
@@ -710,42 +726,4 @@ void gw_server_free(gw_server *s)
 	if (s->publish_tick) event_free(s->publish_tick);
 	free(s->published);
 	free(s);
-}
-
-/* ---- answers evhttp gives by itself ----
- *
- * A request evhttp cannot parse (request line, a header line, a header block over max_header_size, a
- * body over the limit) never reaches on_request: evhttp answers it through evhttp_send_error() with an
- * HTML page, and libevent 2.1 has no hook for that page. This definition takes the place of libevent's
- * (the executable's symbol wins, and libevent calls it through its PLT), so those answers have the JSON
- * error shape and close the connection like every other refusal. tests/integration/test_security.py
- * checks the JSON arrives, so a libevent built to bind the call internally fails the suite instead of
- * silently sending HTML. */
-void evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
-{
-	gw_server *s = the_server;
-	char rid[40] = "";
-	char msg[160];
-	(void)reason;
-
-	evhttp_clear_headers(evhttp_request_get_output_headers(req));
-	if (req->major != 1) {
-		/* The version never parsed: answer in HTTP/1.1 (it is what evhttp's own page does). */
-		req->major = 1;
-		req->minor = 1;
-	}
-	if (error == 413)
-		snprintf(msg, sizeof msg, "A request must not carry a body.");
-	else if (s)
-		snprintf(msg, sizeof msg, "The request line or headers are malformed, or the header block exceeds %lld bytes.",
-		         (long long)s->cfg->max_header_size);
-	else
-		snprintf(msg, sizeof msg, "The request line or headers are malformed.");
-	if (s) {
-		new_rid(s, rid);
-		count(s, GW_ROUTE_NONE, 400);
-		s->front.protocol_errors++;
-		rlog_debug(rid, "refused by the HTTP parser status=%d", error);
-	}
-	gw_http_error(req, s ? rid : NULL, GW_ERR_BAD_REQUEST, msg, 0, GW_REPLY_CLOSE);
 }

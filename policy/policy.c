@@ -20,8 +20,9 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
+#include "common/digest.h"
+#include "common/hex.h"
 #include "policy/policy.h"
 
 #define ERR_TOKEN_SHOWN 64 /* bytes of an offending token quoted back in an error message */
@@ -400,23 +401,17 @@ int pol_format_time(int64_t us, char *buf, size_t len)
 	return n;
 }
 
-/* The ETag, or -1 if libcrypto could not digest (allocation failure). */
+/* The ETag, or -1 if the digest failed (allocation failure in libcrypto, below common/digest.h). */
 static int etag_of(const char *bytes, size_t len, char out[POL_ETAG_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char *p = out;
+	uint8_t md[CM_SHA256_LEN];
 
 	out[0] = '\0';
-	if (EVP_Digest(bytes, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 16) return -1;
-	*p++ = '"';
-	for (size_t i = 0; i < 16; i++) {
-		*p++ = hex[md[i] >> 4];
-		*p++ = hex[md[i] & 0x0f];
-	}
-	*p++ = '"';
-	*p = '\0';
+	if (cm_sha256(bytes, len, md) != 0) return -1;
+	out[0] = '"';
+	cm_hex_encode(md, 16, out + 1);
+	out[POL_ETAG_LEN - 1] = '"';
+	out[POL_ETAG_LEN] = '\0';
 	return 0;
 }
 

@@ -5,7 +5,7 @@
  * Input: one selector byte, then a raw HTTP request head: "METHOD SP URI SP VERSION\r\n" and
  * "Name: value\r\n" lines up to an empty line. The selector picks the peer address (v4 loopback and v6
  * loopback are trusted proxies, 203.0.113.7 is not, ::ffff:10.1.2.3 is trusted through its mapped v4
- * block, and "no peer" is allowed by conf_client_resolve). The head is split here, tolerant of any bytes:
+ * block, and "no peer" is allowed by gw_cidr_client_resolve). The head is split here, tolerant of any bytes:
  * every piece is a NUL-terminated copy, so an embedded NUL cuts a piece short as it would in evhttp.
  * Headers go into a real evkeyvalq through evhttp_add_header() (which refuses what evhttp refuses) and
  * are read back with evhttp_find_header() (case-insensitive, first one wins), as the server does.
@@ -39,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define ETAG "\"0123456789abcdef0123456789abcdef\"" /* the shape policy/ makes: 32 hex digits, quoted */
 #define SINCE_SIZE 40                               /* sizeof ((gw_waiter *)0)->since */
 
-static conf_cidr_list trusted;
-static conf_cidr trusted_items[3];
+static gw_cidr_list trusted;
+static gw_cidr trusted_items[3];
 static struct sockaddr_in peer_v4_lo, peer_v4_out;
 static struct sockaddr_in6 peer_v6_lo, peer_v6_mapped;
 
@@ -60,7 +60,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	cm_log_configure(CM_LOG_ERROR, CM_LOG_LOGFMT);
 	for (size_t i = 0; i < 3; i++)
-		if (conf_cidr_parse(blocks[i], &trusted_items[i]) != 0) abort();
+		if (gw_cidr_parse(blocks[i], &trusted_items[i]) != 0) abort();
 	trusted.items = trusted_items;
 	trusted.n = 3;
 
@@ -215,7 +215,7 @@ static void check_rid(const char *given, const struct sockaddr *peer)
 	bool mine = n >= 1 && n <= 39;
 	for (size_t i = 0; i < n && mine; i++) mine = rid_char(given[i]);
 	CHECK(ok == mine);
-	if (ok && peer && conf_cidr_match(&trusted, peer)) {
+	if (ok && peer && gw_cidr_match(&trusted, peer)) {
 		snprintf(rid, sizeof rid, "%s", given);
 		CHECK(strcmp(rid, given) == 0); /* adopted whole, never cut */
 	}
@@ -287,7 +287,7 @@ static void check_cap_key(const uint8_t key[16], const char *text)
 		int p = prefixes[i];
 		uint8_t k[16], again[16];
 		memcpy(k, key, 16);
-		conf_client_key_prefix(k, p);
+		gw_cidr_key_prefix(k, p);
 		if (v4) {
 			CHECK(memcmp(k, key, 16) == 0);
 			continue;
@@ -297,7 +297,7 @@ static void check_cap_key(const uint8_t key[16], const char *text)
 			CHECK(((k[bit / 8] >> (7 - bit % 8)) & 1) == want);
 		}
 		memcpy(again, k, 16);
-		conf_client_key_prefix(again, p);
+		gw_cidr_key_prefix(again, p);
 		CHECK(memcmp(again, k, 16) == 0);
 	}
 }
@@ -323,7 +323,7 @@ static void check_client(const struct sockaddr *peer, const char *xff)
 	char text[INET6_ADDRSTRLEN];
 
 	memset(text, 'x', sizeof text);
-	conf_client_resolve(&trusted, peer, xff, key, text, sizeof text);
+	gw_cidr_client_resolve(&trusted, peer, xff, key, text, sizeof text);
 	CHECK(memchr(text, '\0', sizeof text) != NULL);
 	if (peer == NULL) {
 		memset(want, 0, 16);
@@ -333,25 +333,25 @@ static void check_client(const struct sockaddr *peer, const char *xff)
 	CHECK(text[0] != '\0');
 	key_of_text(text, want);
 	CHECK(memcmp(key, want, 16) == 0); /* key and text name the same address */
-	CHECK(conf_addr_key(peer, peer_key));
-	if (!conf_cidr_match(&trusted, peer) || xff == NULL) CHECK(memcmp(key, peer_key, 16) == 0);
-	CHECK(conf_cidr_match_key(&trusted, peer_key) == conf_cidr_match(&trusted, peer)); /* /metrics' check */
+	CHECK(gw_cidr_addr_key(peer, peer_key));
+	if (!gw_cidr_match(&trusted, peer) || xff == NULL) CHECK(memcmp(key, peer_key, 16) == 0);
+	CHECK(gw_cidr_match_key(&trusted, peer_key) == gw_cidr_match(&trusted, peer)); /* /metrics' check */
 	check_cap_key(key, text);
 }
 
-/* conf_cidr_parse on hostile text; a block that parses formats to text that parses to the same block. */
+/* gw_cidr_parse on hostile text; a block that parses formats to text that parses to the same block. */
 static void check_cidr(const char *s, size_t n)
 {
 	char buf[80], out[80];
-	conf_cidr a, b;
+	gw_cidr a, b;
 
 	if (n >= sizeof buf) return;
 	memcpy(buf, s, n);
 	buf[n] = '\0';
-	if (conf_cidr_parse(buf, &a) != 0) return;
+	if (gw_cidr_parse(buf, &a) != 0) return;
 	CHECK(a.prefix >= 0 && a.prefix <= 128);
-	conf_cidr_format(&a, out, sizeof out);
-	CHECK(conf_cidr_parse(out, &b) == 0);
+	gw_cidr_format(&a, out, sizeof out);
+	CHECK(gw_cidr_parse(out, &b) == 0);
 	CHECK(a.prefix == b.prefix && memcmp(a.addr, b.addr, 16) == 0);
 }
 

@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_cidr.c — who the client of a request is (gateway/cidr.c conf_client_resolve), as a
+ * tests/unit/test_cidr.c — who the client of a request is (gateway/cidr.c gw_cidr_client_resolve), as a
  * specification.
  *
  * The peer is the client unless it is a trusted proxy; then X-Forwarded-For is walked from the right,
@@ -26,15 +26,15 @@
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static conf_cidr trusted_items[3];
-static conf_cidr_list trusted = {trusted_items, 3};
+static gw_cidr trusted_items[3];
+static gw_cidr_list trusted = {trusted_items, 3};
 
 static int setup(void **state)
 {
 	static const char *const blocks[] = {"127.0.0.0/8", "10.0.0.0/8", "::1/128"};
 	(void)state;
 	for (size_t i = 0; i < NELEM(blocks); i++)
-		if (conf_cidr_parse(blocks[i], &trusted_items[i]) != 0) return -1;
+		if (gw_cidr_parse(blocks[i], &trusted_items[i]) != 0) return -1;
 	return 0;
 }
 
@@ -67,12 +67,12 @@ static void run_cases(const struct resolve_case *cases, size_t n)
 		char text[INET6_ADDRSTRLEN];
 		const struct sockaddr *peer = cases[i].peer ? addr(cases[i].peer, &ps) : NULL;
 
-		conf_client_resolve(&trusted, peer, cases[i].xff, key, text, sizeof text);
+		gw_cidr_client_resolve(&trusted, peer, cases[i].xff, key, text, sizeof text);
 		if (strcmp(text, cases[i].want) != 0)
 			fail_msg("peer %s, X-Forwarded-For <%s>: client '%s', want '%s'", cases[i].peer ? cases[i].peer : "none",
 			         cases[i].xff ? cases[i].xff : "(none)", text, cases[i].want);
 		memset(want_key, 0, sizeof want_key);
-		if (cases[i].want[0] != '\0') assert_true(conf_addr_key(addr(cases[i].want, &ws), want_key));
+		if (cases[i].want[0] != '\0') assert_true(gw_cidr_addr_key(addr(cases[i].want, &ws), want_key));
 		assert_memory_equal(key, want_key, 16);
 	}
 }
@@ -134,9 +134,9 @@ static void test_ipv6_clients_are_keyed_on_their_prefix(void **state)
 	for (size_t i = 0; i < NELEM(cases); i++) {
 		struct sockaddr_storage ss, ws;
 		uint8_t key[16], want[16];
-		assert_true(conf_addr_key(addr(cases[i].addr, &ss), key));
-		assert_true(conf_addr_key(addr(cases[i].want, &ws), want));
-		conf_client_key_prefix(key, cases[i].prefix);
+		assert_true(gw_cidr_addr_key(addr(cases[i].addr, &ss), key));
+		assert_true(gw_cidr_addr_key(addr(cases[i].want, &ws), want));
+		gw_cidr_key_prefix(key, cases[i].prefix);
 		if (memcmp(key, want, 16) != 0) {
 			char got[INET6_ADDRSTRLEN];
 			inet_ntop(AF_INET6, key, got, sizeof got);
@@ -154,11 +154,11 @@ static void test_match_key_is_match_on_the_address(void **state)
 		struct sockaddr_storage ss;
 		uint8_t key[16];
 		const struct sockaddr *sa = addr(addrs[i], &ss);
-		assert_true(conf_addr_key(sa, key));
-		if (conf_cidr_match_key(&trusted, key) != conf_cidr_match(&trusted, sa)) fail_msg("%s", addrs[i]);
+		assert_true(gw_cidr_addr_key(sa, key));
+		if (gw_cidr_match_key(&trusted, key) != gw_cidr_match(&trusted, sa)) fail_msg("%s", addrs[i]);
 	}
 	uint8_t zero[16] = {0};
-	assert_false(conf_cidr_match_key(NULL, zero));
+	assert_false(gw_cidr_match_key(NULL, zero));
 }
 
 int main(void)

@@ -36,7 +36,7 @@ struct toy {
 	int64_t ms;
 	int64_t secs;
 	int64_t bytes;
-	conf_cidr_list cidrs;
+	gw_cidr_list cidrs;
 	int level, format;
 	char names[POL_MAX_LIST][POL_NAME_MAX];
 	size_t n_names;

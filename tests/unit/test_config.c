@@ -959,8 +959,8 @@ static void test_cidr_parse(void **state)
 	(void)state;
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		conf_cidr got;
-		int rc = conf_cidr_parse(cases[i].text, &got);
+		gw_cidr got;
+		int rc = gw_cidr_parse(cases[i].text, &got);
 		if (cases[i].addr == NULL) {
 			if (rc != -1) fail_msg("'%s' accepted", cases[i].text);
 			continue;
@@ -972,8 +972,8 @@ static void test_cidr_parse(void **state)
 		assert_memory_equal(got.addr, want, 16);
 	}
 	{
-		conf_cidr got;
-		assert_int_equal(conf_cidr_parse(NULL, &got), -1);
+		gw_cidr got;
+		assert_int_equal(gw_cidr_parse(NULL, &got), -1);
 	}
 }
 
@@ -991,13 +991,13 @@ static bool match(const char *list_text, const char *peer)
 		sin.sin_family = AF_INET;
 		sin.sin_port = htons(1234);
 		assert_int_equal(inet_pton(AF_INET, peer, &sin.sin_addr), 1);
-		r = conf_cidr_match(&c->metrics_allow, (const struct sockaddr *)&sin);
+		r = gw_cidr_match(&c->metrics_allow, (const struct sockaddr *)&sin);
 	} else {
 		struct sockaddr_in6 sin6;
 		memset(&sin6, 0, sizeof sin6);
 		sin6.sin6_family = AF_INET6;
 		assert_int_equal(inet_pton(AF_INET6, peer, &sin6.sin6_addr), 1);
-		r = conf_cidr_match(&c->metrics_allow, (const struct sockaddr *)&sin6);
+		r = gw_cidr_match(&c->metrics_allow, (const struct sockaddr *)&sin6);
 	}
 	conf_free(c);
 	return r;
@@ -1048,9 +1048,9 @@ static void test_cidr_match_refuses_other_families(void **state)
 	assert_non_null(c);
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
-	assert_false(conf_cidr_match(&c->metrics_allow, (const struct sockaddr *)&sun));
-	assert_false(conf_cidr_match(NULL, (const struct sockaddr *)&sun));
-	assert_false(conf_cidr_match(&c->metrics_allow, NULL));
+	assert_false(gw_cidr_match(&c->metrics_allow, (const struct sockaddr *)&sun));
+	assert_false(gw_cidr_match(NULL, (const struct sockaddr *)&sun));
+	assert_false(gw_cidr_match(&c->metrics_allow, NULL));
 	conf_free(c);
 }
 

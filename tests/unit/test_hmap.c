@@ -230,6 +230,56 @@ static void test_reinserting_a_removed_node_finds_it_again(void **state)
 	cm_hmap_fini(&m);
 }
 
+/* ---- the iterator and container-of ---- */
+
+/* A caller struct with the node NOT first, so CM_CONTAINER_OF has an offset to undo. */
+typedef struct deep {
+	int64_t key;
+	char pad[13];
+	cm_hnode node;
+	int seen;
+} deep;
+
+static void test_iterator_visits_every_node_once_and_tolerates_removing_the_current_one(void **state)
+{
+	enum { N = 300 };
+	static deep items[N];
+	cm_hmap m;
+	cm_hmap_iter it;
+	(void)state;
+
+	assert_int_equal(cm_hmap_init(&m, 0), 0);
+	assert_null(cm_hmap_first(&m, &it));
+	for (int i = 0; i < N; i++) {
+		items[i].key = i;
+		items[i].seen = 0;
+		(void)cm_hmap_insert(&m, &items[i].node, key_hash(i)); /* grows as it goes */
+	}
+	size_t visited = 0;
+	for (cm_hnode *n = cm_hmap_first(&m, &it); n; n = cm_hmap_next(&it)) {
+		deep *d = CM_CONTAINER_OF(n, deep, node);
+		assert_ptr_equal(d, &items[d->key]);
+		d->seen++;
+		visited++;
+	}
+	assert_int_equal(visited, N);
+	for (int i = 0; i < N; i++)
+		if (items[i].seen != 1) fail_msg("item %d seen %d times", i, items[i].seen);
+
+	/* Removing the node just returned (and scribbling on it, as a free would) loses none of the rest. */
+	visited = 0;
+	for (cm_hnode *n = cm_hmap_first(&m, &it); n; n = cm_hmap_next(&it)) {
+		cm_hmap_remove(&m, n);
+		n->next = (cm_hnode *)(void *)&m; /* garbage the iterator must not follow */
+		visited++;
+	}
+	assert_int_equal(visited, N);
+	assert_int_equal(m.count, 0);
+	assert_null(cm_hmap_first(&m, &it));
+	cm_hmap_fini(&m);
+	assert_null(cm_hmap_first(&m, &it));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +291,7 @@ int main(void)
 		cmocka_unit_test(test_many_keys_survive_growth_and_removal),
 		cmocka_unit_test(test_nodes_with_one_hash_are_told_apart_by_the_predicate),
 		cmocka_unit_test(test_reinserting_a_removed_node_finds_it_again),
+		cmocka_unit_test(test_iterator_visits_every_node_once_and_tolerates_removing_the_current_one),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

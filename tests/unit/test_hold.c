@@ -72,11 +72,45 @@ static void test_buckets(void **state)
 	}
 }
 
+/* The registry's other two layouts: labels are the bounds as printed, and observing through them puts
+ * every value where the registry's own loops did (wake: integer milliseconds against 1, 5, ... 1000 ms;
+ * batch: a count against 1, 10, ... 1000), so /metrics keeps its buckets and values. */
+static size_t old_index(const double *bounds, size_t n, double v)
+{
+	size_t i = 0;
+	while (i < n && v > bounds[i]) i++;
+	return i;
+}
+
+static void test_registry_layouts(void **state)
+{
+	(void)state;
+	static const double wake_ms[9] = {1, 5, 10, 25, 50, 100, 250, 500, 1000};
+	static const double batch[7] = {1, 10, 50, 100, 250, 500, 1000};
+	const cm_hist *all[] = {&gw_hist_hold, &gw_hist_wake, &gw_hist_batch};
+	for (size_t h = 0; h < 3; h++) {
+		for (size_t i = 0; i < all[h]->nbounds; i++) {
+			char buf[16];
+			snprintf(buf, sizeof buf, "%g", all[h]->bounds[i]);
+			assert_string_equal(buf, all[h]->le[i]);
+		}
+		assert_string_equal(all[h]->le[all[h]->nbounds], "+Inf");
+	}
+	assert_int_equal(gw_hist_wake.nbounds + 1, GW_WAKE_BUCKETS);
+	assert_int_equal(gw_hist_batch.nbounds + 1, GW_BATCH_BUCKETS);
+	assert_int_equal(gw_hist_hold.nbounds + 1, GW_HOLD_BUCKETS);
+	for (int ms = 0; ms <= 2000; ms++)
+		if (cm_hist_bucket(&gw_hist_wake, ms / 1000.0) != old_index(wake_ms, 9, ms)) fail_msg("wake %d ms", ms);
+	for (int n = 0; n <= 2000; n++)
+		if (cm_hist_bucket(&gw_hist_batch, n) != old_index(batch, 7, n)) fail_msg("batch of %d", n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_buckets),
+		cmocka_unit_test(test_registry_layouts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
