@@ -11,9 +11,9 @@
  * event on PQsocket() drives the protocol; one timer follows the state (backoff while down, the handshake
  * deadline while connecting, the status/heartbeat tick while up).
  *
- * The stream is parsed here: XLogData ('w') carrying pgoutput messages (Begin, Relation, Insert, Update,
- * Delete, Truncate, Commit; the others are skipped), and primary keepalives ('k'). Every read is bounded
- * by the message length; anything malformed drops the connection. Hints of a transaction are kept as
+ * The stream's bytes are decoded by db/pgoutput.c (XLogData 'w' carrying pgoutput messages, primary
+ * keepalives 'k'; every read bounded by the message length); here the decoded messages become hints, and
+ * anything malformed drops the connection. Hints of a transaction are kept as
  * (kind, key) pairs and sorted and deduplicated at Commit; past TX_HINTS_MAX the transaction falls back to
  * a full re-read (on_resync), so memory stays bounded whatever a transaction does.
  *
@@ -36,6 +36,7 @@
 #include "common/log.h"
 #include "db/conn-internal.h"
 #include "db/hints.h"
+#include "db/pgoutput.h"
 
 #define IDENT_MAX 63          /* NAMEDATALEN - 1 */
 #define TX_HINTS_MAX 65536    /* hints kept for one transaction; past it, a full re-read */
@@ -412,26 +413,16 @@ static bool lg_start_conn(db_logical *l, bool replication, enum lg_state next)
 
 /* ---- standby status updates ---- */
 
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (unsigned char)(v & 0xff);
-}
-
 /* Tell the server how far we are. Returns false after going down. */
 static bool lg_status(db_logical *l, bool ask_reply)
 {
-	unsigned char msg[1 + 8 * 4 + 1];
+	unsigned char msg[DB_PGO_STATUS_LEN];
 	struct timeval tv;
 	char why[256];
 
 	gettimeofday(&tv, NULL);
 	int64_t now_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec - PG_EPOCH_OFFSET_US;
-	msg[0] = 'r';
-	put64(msg + 1, l->flushed);  /* written */
-	put64(msg + 9, l->flushed);  /* flushed */
-	put64(msg + 17, l->flushed); /* applied */
-	put64(msg + 25, (uint64_t)now_us);
-	msg[33] = ask_reply ? 1 : 0;
+	db_pgo_status(msg, l->flushed, now_us, ask_reply);
 	int r = PQputCopyData(l->pg, (const char *)msg, (int)sizeof msg);
 	if (r < 0) goto err;
 	if (r == 0) return true; /* libpq's buffer is full: the next tick sends a newer one */
@@ -449,80 +440,7 @@ err:
 	return false;
 }
 
-/* ---- pgoutput parsing ---- */
-
-typedef struct rd {
-	const unsigned char *p;
-	size_t n;
-	bool bad;
-} rd;
-
-static uint64_t rd_int(rd *r, int bytes)
-{
-	uint64_t v = 0;
-	if (r->bad || r->n < (size_t)bytes) {
-		r->bad = true;
-		return 0;
-	}
-	for (int i = 0; i < bytes; i++) v = (v << 8) | r->p[i];
-	r->p += bytes;
-	r->n -= (size_t)bytes;
-	return v;
-}
-
-/* A NUL-terminated string; returns it (pointing into the message) or "" when malformed. */
-static const char *rd_str(rd *r)
-{
-	if (r->bad) return "";
-	const unsigned char *z = memchr(r->p, 0, r->n);
-	if (z == NULL) {
-		r->bad = true;
-		return "";
-	}
-	const char *s = (const char *)r->p;
-	r->n -= (size_t)(z - r->p) + 1;
-	r->p = z + 1;
-	return s;
-}
-
-/* One column value of a TupleData. */
-typedef struct col_val {
-	char kind; /* 'n' null, 'u' unchanged toast, 't' text, 'b' binary, 0 = column absent */
-	const char *v;
-	size_t len;
-} col_val;
-
-/* Walk a TupleData, keeping the value of column `want` (-1 = none). */
-static void rd_tuple(rd *r, int want, col_val *out)
-{
-	out->kind = 0;
-	out->v = NULL;
-	out->len = 0;
-	int ncols = (int)rd_int(r, 2);
-	for (int i = 0; i < ncols && !r->bad; i++) {
-		char k = (char)rd_int(r, 1);
-		const char *v = NULL;
-		size_t len = 0;
-		if (k == 't' || k == 'b') {
-			len = (size_t)rd_int(r, 4);
-			if (r->bad || r->n < len) {
-				r->bad = true;
-				return;
-			}
-			v = (const char *)r->p;
-			r->p += len;
-			r->n -= len;
-		} else if (k != 'n' && k != 'u') {
-			r->bad = true;
-			return;
-		}
-		if (i == want) {
-			out->kind = k;
-			out->v = v;
-			out->len = len;
-		}
-	}
-}
+/* ---- from decoded pgoutput messages (db/pgoutput.c) to hints ---- */
 
 static lg_rel *rel_find(db_logical *l, uint32_t relid)
 {
@@ -537,23 +455,17 @@ static void tx_add(db_logical *l, int kind, int64_t key)
 }
 
 /* A key value as a hint: a positive decimal id, like a NOTIFY payload. */
-static void tx_add_value(db_logical *l, const lg_target *t, const col_val *cv)
+static void tx_add_value(db_logical *l, const lg_target *t, const db_pgo_col *cv)
 {
-	if (cv->kind == 't' && cv->len > 0 && cv->len < 20) {
-		int64_t v = 0;
-		size_t i = 0;
-		for (; i < cv->len && cv->v[i] >= '0' && cv->v[i] <= '9'; i++) v = v * 10 + (cv->v[i] - '0');
-		if (i == cv->len && v > 0) {
-			tx_add(l, t->kind, v);
-			return;
-		}
-	}
-	if (cv->kind == 'n' || cv->kind == 'u' || cv->kind == 0) return; /* NULL key: nothing, like the trigger */
-	log_warn("db logical ignored a key that is not an id kind=%s", db_hint_kind_name(t->kind));
+	int64_t v = db_pgo_col_id(cv);
+	if (v > 0) tx_add(l, t->kind, v);
+	else if (v < 0) log_warn("db logical ignored a key that is not an id kind=%s", db_hint_kind_name(t->kind));
+	/* 0: NULL key: nothing, like the trigger */
 }
 
-/* A change of `rel`. `old`/`new` are the tuple readers positioned at the tuples, or NULL. */
-static void on_change(db_logical *l, lg_rel *rel, rd *old, rd *new, bool is_delete)
+/* A change of `rel`. `old`/`new` are the decoded tuples, or NULL. */
+static void on_change(db_logical *l, lg_rel *rel, const db_pgo_tuple *old, const db_pgo_tuple *new,
+                      bool is_delete)
 {
 	for (int i = 0; i < rel->n; i++) {
 		lg_target *t = &rel->t[i];
@@ -561,18 +473,13 @@ static void on_change(db_logical *l, lg_rel *rel, rd *old, rd *new, bool is_dele
 			tx_add(l, t->kind, -1);
 			continue;
 		}
+		db_pgo_col cv;
 		if (new) {
-			rd c = *new;
-			col_val cv;
-			rd_tuple(&c, t->col, &cv);
-			if (c.bad) return;
+			db_pgo_tuple_col(new, t->col, &cv);
 			tx_add_value(l, t, &cv);
 		}
 		if (old) {
-			rd c = *old;
-			col_val cv;
-			rd_tuple(&c, t->col, &cv);
-			if (c.bad) return;
+			db_pgo_tuple_col(old, t->col, &cv);
 			if (t->old_known) tx_add_value(l, t, &cv);
 			else if (is_delete && t->kind == DB_HINT_ACCESS) l->tx.access_all = true;
 			else if (is_delete) l->tx.resync = true;
@@ -583,15 +490,11 @@ static void on_change(db_logical *l, lg_rel *rel, rd *old, rd *new, bool is_dele
 	}
 }
 
-static void on_relation(db_logical *l, rd *r)
+/* A Relation message: which of its columns carries the key of each map row of that table. Returns
+ * false when out of memory (treated as a broken stream: reconnect and re-read). */
+static bool on_relation(db_logical *l, const db_pgo_msg *m)
 {
-	uint32_t relid = (uint32_t)rd_int(r, 4);
-	const char *nsp = rd_str(r);
-	const char *name = rd_str(r);
-	char ident = (char)rd_int(r, 1);
-	int ncols = (int)rd_int(r, 2);
-	if (r->bad) return;
-
+	uint32_t relid = m->relid;
 	int nt = 0;
 	for (int i = 0; i < l->n_map; i++)
 		if (l->map[i].relid == relid) nt++;
@@ -600,10 +503,7 @@ static void on_relation(db_logical *l, rd *r)
 		if (l->n_rels == l->cap_rels) {
 			int cap = l->cap_rels ? l->cap_rels * 2 : 8;
 			lg_rel *n = realloc(l->rels, (size_t)cap * sizeof *n);
-			if (n == NULL) {
-				r->bad = true; /* treated as a broken stream: reconnect and re-read */
-				return;
-			}
+			if (n == NULL) return false;
 			l->rels = n;
 			l->cap_rels = cap;
 		}
@@ -614,48 +514,45 @@ static void on_relation(db_logical *l, rd *r)
 	free(rel->t);
 	rel->t = NULL;
 	rel->n = 0;
-	rel->ncols = ncols;
+	rel->ncols = m->ncols;
 	if (nt == 0) {
-		log_debug("db logical relation not in pollgate_hint_map relid=%u name=\"%s.%s\"", relid, nsp, name);
-		/* keep walking the columns so a malformed message is still caught */
-	} else if ((rel->t = calloc((size_t)nt, sizeof *rel->t)) == NULL) {
-		r->bad = true;
-		return;
+		log_debug("db logical relation not in pollgate_hint_map relid=%u name=\"%s.%s\"", relid, m->nsp, m->name);
+		return true;
 	}
+	if ((rel->t = calloc((size_t)nt, sizeof *rel->t)) == NULL) return false;
 	for (int i = 0; i < l->n_map; i++) {
 		if (l->map[i].relid != relid) continue;
 		rel->t[rel->n].kind = l->map[i].kind;
 		rel->t[rel->n].col = l->map[i].key[0] ? -2 : -1; /* -2: not found yet */
 		rel->n++;
 	}
-	for (int c = 0; c < ncols && !r->bad; c++) {
-		unsigned flags = (unsigned)rd_int(r, 1);
-		const char *col = rd_str(r);
-		(void)rd_int(r, 4); /* type oid */
-		(void)rd_int(r, 4); /* typmod */
+	size_t pos = 0;
+	db_pgo_relcol col;
+	for (int c = 0; db_pgo_relcol_next(m, &pos, &col); c++) {
 		int ti = 0;
 		for (int i = 0; i < l->n_map; i++) {
 			if (l->map[i].relid != relid) continue;
-			if (l->map[i].key[0] && strcmp(l->map[i].key, col) == 0) {
+			if (l->map[i].key[0] && strcmp(l->map[i].key, col.name) == 0) {
 				rel->t[ti].col = c;
-				rel->t[ti].old_known = ident == 'f' || (flags & 1u);
+				rel->t[ti].old_known = m->ident == 'f' || (col.flags & 1u);
 			}
 			ti++;
 		}
 	}
-	for (int i = 0; i < rel->n && !r->bad; i++) {
+	for (int i = 0; i < rel->n; i++) {
 		if (rel->t[i].col == -2) {
 			log_warn("db logical mapped key column missing kind=%s table=\"%s.%s\" hint=\"fix pollgate_hint_map "
 			         "(SELECT pollgate_attach_logical(...) again)\"",
-			         db_hint_kind_name(rel->t[i].kind), nsp, name);
+			         db_hint_kind_name(rel->t[i].kind), m->nsp, m->name);
 			rel->t[i].col = -3; /* never matches a column: no hint */
 		} else if (rel->t[i].col >= 0 && !rel->t[i].old_known) {
 			log_warn("db logical the replica identity of a mapped table does not carry its key column kind=%s "
 			         "table=\"%s.%s\" hint=\"an UPDATE that moves the key hints only the new one, a DELETE re-reads "
 			         "everything; ALTER TABLE ... REPLICA IDENTITY FULL (pollgate_attach_logical does it)\"",
-			         db_hint_kind_name(rel->t[i].kind), nsp, name);
+			         db_hint_kind_name(rel->t[i].kind), m->nsp, m->name);
 		}
 	}
+	return true;
 }
 
 static int hint_cmp(const void *a, const void *b)
@@ -705,12 +602,10 @@ static bool tx_commit(db_logical *l)
 	return l->aux_busy ? true : check_send(l);
 }
 
-static void on_truncate(db_logical *l, rd *r)
+static void on_truncate(db_logical *l, const db_pgo_msg *m)
 {
-	uint32_t n = (uint32_t)rd_int(r, 4);
-	(void)rd_int(r, 1); /* options */
-	for (uint32_t i = 0; i < n && !r->bad; i++) {
-		lg_rel *rel = rel_find(l, (uint32_t)rd_int(r, 4));
+	for (uint32_t i = 0; i < m->n_trunc; i++) {
+		lg_rel *rel = rel_find(l, db_pgo_trunc_relid(m, i));
 		for (int j = 0; rel && j < rel->n; j++) {
 			if (rel->t[j].kind == DB_HINT_ACCESS) l->tx.access_all = true;
 			else l->tx.resync = true;
@@ -719,102 +614,68 @@ static void on_truncate(db_logical *l, rd *r)
 }
 
 /* One pgoutput message (the payload of an XLogData). Returns false when it is malformed. */
-static bool on_pgoutput(db_logical *l, rd *r)
+static bool on_pgoutput(db_logical *l, const unsigned char *buf, size_t len)
 {
-	char type = (char)rd_int(r, 1);
+	db_pgo_msg m;
 	lg_rel *rel;
 
-	switch (type) {
-	case 'B': /* Begin: final LSN, commit time, xid */
-		(void)rd_int(r, 8); /* final LSN */
-		(void)rd_int(r, 8); /* commit time */
-		l->tx_xid = (uint32_t)rd_int(r, 4);
+	if (db_pgo_msg_parse(buf, len, &m) < 0) return false;
+	switch (m.type) {
+	case 'B':
+		l->tx_xid = m.xid;
 		l->in_tx = true;
 		bucket_clear(&l->tx);
 		break;
-	case 'C': { /* Commit: flags, commit LSN, end LSN, commit time */
-		(void)rd_int(r, 1);
-		(void)rd_int(r, 8);
-		uint64_t end = rd_int(r, 8);
-		if (r->bad) return false;
+	case 'C':
 		l->in_tx = false;
-		if (end > l->flushed) l->flushed = end;
+		if (m.lsn > l->flushed) l->flushed = m.lsn;
 		l->status_due = true;
 		if (!tx_commit(l)) return true; /* gone down: the caller sees the state */
 		break;
-	}
 	case 'R':
-		on_relation(l, r);
+		return on_relation(l, &m);
+	case 'I':
+	case 'U':
+	case 'D':
+		rel = rel_find(l, m.relid);
+		if (rel && rel->n > 0)
+			on_change(l, rel, m.old_kind ? &m.old_tuple : NULL, m.has_new ? &m.new_tuple : NULL, m.type == 'D');
 		break;
-	case 'I': { /* Insert: relid, 'N', new tuple */
-		rel = rel_find(l, (uint32_t)rd_int(r, 4));
-		if ((char)rd_int(r, 1) != 'N') return false;
-		if (rel && rel->n > 0) on_change(l, rel, NULL, r, false);
-		break;
-	}
-	case 'U': { /* Update: relid, ['K'|'O' old tuple], 'N' new tuple */
-		rel = rel_find(l, (uint32_t)rd_int(r, 4));
-		char k = (char)rd_int(r, 1);
-		rd old = {0}, *oldp = NULL;
-		if (k == 'K' || k == 'O') {
-			old = *r;
-			oldp = &old;
-			col_val skip;
-			rd_tuple(r, -1, &skip);
-			k = (char)rd_int(r, 1);
-		}
-		if (k != 'N' || r->bad) return false;
-		if (rel && rel->n > 0) on_change(l, rel, oldp, r, false);
-		break;
-	}
-	case 'D': { /* Delete: relid, 'K'|'O', old tuple */
-		rel = rel_find(l, (uint32_t)rd_int(r, 4));
-		char k = (char)rd_int(r, 1);
-		if (k != 'K' && k != 'O') return false;
-		if (rel && rel->n > 0) on_change(l, rel, r, NULL, true);
-		break;
-	}
 	case 'T':
-		on_truncate(l, r);
+		on_truncate(l, &m);
 		break;
 	default: /* Origin, Type, Message, and whatever a later protocol adds: nothing to hint */
 		break;
 	}
-	return !r->bad;
+	return true;
 }
 
 /* One CopyData message from the server. Returns false after going down. */
 static bool on_copy(db_logical *l, const char *buf, int len)
 {
-	rd r = {.p = (const unsigned char *)buf, .n = (size_t)len, .bad = false};
-	char type = (char)rd_int(&r, 1);
+	db_pgo_copy c;
+	int rc = db_pgo_copy_parse(buf, len > 0 ? (size_t)len : 0, &c);
 
 	l->stats.messages++;
 	l->heard_since_ask = true;
-	if (type == 'w') {
-		(void)rd_int(&r, 8); /* start of this data */
-		uint64_t end = rd_int(&r, 8);
-		(void)rd_int(&r, 8); /* send time */
-		if (!r.bad && end > l->server_end) l->server_end = end;
-		if (r.bad || !on_pgoutput(l, &r)) {
+	if (c.type == 'w') {
+		if (rc == 0 && c.wal_end > l->server_end) l->server_end = c.wal_end;
+		if (rc < 0 || !on_pgoutput(l, c.data, c.len)) {
 			lg_down(l, "malformed logical replication message");
 			return false;
 		}
 		if (l->state != LG_UP) return false;
-	} else if (type == 'k') {
-		uint64_t end = rd_int(&r, 8);
-		(void)rd_int(&r, 8);
-		bool reply = rd_int(&r, 1) != 0;
-		if (r.bad) {
+	} else if (c.type == 'k') {
+		if (rc < 0) {
 			lg_down(l, "malformed keepalive");
 			return false;
 		}
-		if (end > l->server_end) l->server_end = end;
+		if (c.wal_end > l->server_end) l->server_end = c.wal_end;
 		/* Between transactions everything the server sent up to `end` has been handed over. */
-		if (!l->in_tx && end > l->flushed) l->flushed = end;
-		if (reply) return lg_status(l, false);
+		if (!l->in_tx && c.wal_end > l->flushed) l->flushed = c.wal_end;
+		if (c.reply) return lg_status(l, false);
 	} else {
-		log_debug("db logical ignored copy message type=0x%02x", (unsigned char)type);
+		log_debug("db logical ignored copy message type=0x%02x", (unsigned char)c.type);
 	}
 	if (l->status_due && mono_ms() - l->last_status_ms >= STATUS_MIN_MS) return lg_status(l, false);
 	return true;
