@@ -121,7 +121,9 @@ int64_t db_pgo_col_id(const db_pgo_col *c)
 	int64_t v = 0;
 	for (size_t i = 0; i < c->len; i++) {
 		if (c->v[i] < '0' || c->v[i] > '9') return -1;
-		v = v * 10 + (c->v[i] - '0');
+		int d = c->v[i] - '0';
+		if (v > (INT64_MAX - d) / 10) return -1; /* 19 digits can overflow */
+		v = v * 10 + d;
 	}
 	return v > 0 ? v : -1;
 }
