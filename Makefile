@@ -365,6 +365,7 @@ FUZZ_OBJ_request = $(call fuzz_obj,gateway/http.c gateway/cidr.c auth/auth.c com
 FUZZ_OBJ_config  = $(call fuzz_obj,gateway/config.c gateway/conf-% gateway/cidr.c auth/jwt.c policy/% common/%)
 FUZZ_OBJ_jwt     = $(call fuzz_obj,auth/jwt.c)
 FUZZ_OBJ_log     = $(call fuzz_obj,common/%)
+FUZZ_OBJ_pgoutput = $(call fuzz_obj,db/pgoutput.c)
 
 .PHONY: fuzz fuzz-build fuzz-regress
 

@@ -545,6 +545,8 @@ static void test_key_ids(void **state)
 		{"9223372036854775808", -1}, /* one over */
 		{"9999999999999999999", -1}, /* 19 digits that overflow */
 		{"10000000000000000000", -1},
+		{"0042", 42}, /* leading zeros, as before the split */
+		{"0000000000000000001", 1},
 		{"0", -1},
 		{"00", -1},
 		{"-1", -1},
