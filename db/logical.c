@@ -12,10 +12,10 @@
  * deadline while connecting, the status/heartbeat tick while up).
  *
  * The stream's bytes are decoded by db/pgoutput.c (XLogData 'w' carrying pgoutput messages, primary
- * keepalives 'k'; every read bounded by the message length); here the decoded messages become hints, and
- * anything malformed drops the connection. Hints of a transaction are kept as
- * (kind, key) pairs and sorted and deduplicated at Commit; past TX_HINTS_MAX the transaction falls back to
- * a full re-read (on_resync), so memory stays bounded whatever a transaction does.
+ * keepalives 'k'; every read bounded by the message length), and anything malformed drops the connection;
+ * db/logical-hints.c turns the decoded changes into hints (kept per transaction as (kind, key) pairs,
+ * bounded by TX_HINTS_MAX, deduplicated when handed over). The state both files touch is in
+ * db/logical-internal.h.
  *
  * Replication commands take no bind parameters: the slot name is made here from digits and hex, and
  * the publication name is validated as a plain identifier, which keeps the statement text fixed.
@@ -36,16 +36,16 @@
 #include "common/log.h"
 #include "db/conn-internal.h"
 #include "db/hints.h"
+#include "db/logical-internal.h"
 #include "db/pgoutput.h"
 
-#define IDENT_MAX 63          /* NAMEDATALEN - 1 */
-#define TX_HINTS_MAX 65536    /* hints kept for one transaction; past it, a full re-read */
 #define STATUS_MIN_MS 1000    /* status updates after commits: at most one per this */
 #define STATUS_MAX_MS 10000   /* and at least one per this (or per heartbeat, when shorter) */
 #define SLOT_TIMEOUT_MS 60000 /* creating a slot waits for the transactions open at that moment */
 #define VIS_DELAY_MAX_MS 50   /* re-check a not-yet-visible commit at most this far apart */
 #define VIS_PACE_MS 2         /* after a check, the next one waits this long, gathering the commits between */
 #define PG_EPOCH_OFFSET_US 946684800000000LL /* 2000-01-01 in Unix microseconds */
+
 
 static const char SQL_CHECK[] =
 	"SELECT current_setting('wal_level'),"
@@ -71,110 +71,6 @@ static const char SQL_VISIBLE[] =
 	" FROM (SELECT pg_snapshot_xmax(s)::text::bigint % 4294967296 AS xmax32,"
 	" ARRAY(SELECT x::text::bigint % 4294967296 FROM pg_snapshot_xip(s) AS x) AS xip32"
 	" FROM pg_current_snapshot() AS s) e, unnest($1::bigint[]) AS u(x)";
-
-enum lg_state {
-	LG_DOWN,        /* no connection; the timer is the backoff delay */
-	LG_PRECONNECT,  /* the ordinary connection: PQconnectPoll; the timer is the handshake deadline */
-	LG_CHECKING,    /* SQL_CHECK in flight; same deadline */
-	LG_MAPPING,     /* SQL_MAP in flight; same deadline */
-	LG_CONNECTING,  /* the replication connection: PQconnectPoll; a new deadline */
-	LG_SLOT,        /* CREATE_REPLICATION_SLOT in flight; the timer is SLOT_TIMEOUT_MS */
-	LG_STARTING,    /* START_REPLICATION in flight; the connect deadline */
-	LG_UP,          /* streaming; the timer is the status tick */
-	LG_FATAL,       /* refused for good; the timer fires once to report it */
-};
-
-/* One row of pollgate_hint_map. */
-typedef struct lg_map {
-	uint32_t relid;
-	int kind;        /* DB_HINT_* */
-	char key[IDENT_MAX + 1]; /* "" = every user (access only) */
-} lg_map;
-
-/* What a Relation message told us, for the map rows of that table. */
-typedef struct lg_target {
-	int kind;
-	int col;          /* key column index in the tuples, -1 = everyone */
-	bool old_known;   /* the old tuple of UPDATE/DELETE carries the key column */
-} lg_target;
-
-typedef struct lg_rel {
-	uint32_t relid;
-	int n;
-	lg_target *t; /* owned */
-	int ncols;
-} lg_rel;
-
-typedef struct lg_hint {
-	int kind;
-	int64_t key; /* -1 = everyone */
-} lg_hint;
-
-/* Hints of committed transactions waiting to be handed over, and those transactions' xids. */
-typedef struct lg_bucket {
-	lg_hint *h; /* owned */
-	int n, cap;
-	uint32_t *xid; /* owned */
-	int nx, capx;
-	bool resync, access_all;
-} lg_bucket;
-
-struct db_logical {
-	struct event_base *base; /* borrowed */
-	char *conninfo, *application_name, *publication; /* owned */
-	int64_t connect_timeout_ms, reconnect_min_ms, reconnect_max_ms, heartbeat_ms;
-	void (*on_notify)(void *arg, const char *channel, const char *payload);
-	void (*on_resync)(void *arg);
-	void (*on_up)(void *arg);
-	void (*on_down)(void *arg, const char *why);
-	void (*on_fatal)(void *arg, const char *why);
-	void *arg;
-
-	enum lg_state state;
-	PGconn *pg; /* owned; NULL while down */
-	db_conn_io io;
-	db_conn_tag tag;
-	struct event *timer; /* owned */
-	PGresult *res;       /* owned: first result of the statement in flight */
-	bool busy, flushing;
-	unsigned attempt;
-	bool ever_up;
-	char fatal_why[512];
-	char slot[IDENT_MAX + 1];
-	unsigned sessions; /* slots made so far, part of the next name */
-	char *start_sql; /* owned: START_REPLICATION for the current slot */
-	uint64_t rng;
-
-	lg_map *map; /* owned */
-	int n_map;
-	int mapped[DB_HINT_KINDS];
-	lg_rel *rels; /* owned */
-	int n_rels, cap_rels;
-
-	/* The ordinary connection of the checks stays open while streaming: before a commit's hints are
-	 * handed over it asks whether a new snapshot sees that transaction (see SQL_VISIBLE). */
-	PGconn *aux; /* owned */
-	db_conn_io aux_io;
-	PGresult *aux_res; /* owned: first result of the check in flight */
-	bool aux_busy, aux_flushing;
-	int64_t aux_sent_ms;
-	struct event *aux_timer; /* owned: the next check, after one found a commit not yet visible */
-	int64_t vis_delay_ms;    /* that delay: 1 ms doubling to VIS_DELAY_MAX_MS while it stays invisible */
-	char *check_name; /* owned: application_name + "-check" */
-	lg_bucket pend; /* commits received since the check in flight was sent */
-	lg_bucket chk;  /* commits the check in flight is about */
-
-	/* the stream */
-	uint32_t tx_xid;
-	bool in_tx;
-	lg_bucket tx; /* the transaction being decoded (its xid unused) */
-	uint64_t server_end; /* WAL end the server last reported */
-	uint64_t flushed;    /* what we confirm */
-	int64_t last_status_ms;
-	bool reply_asked, heard_since_ask;
-	bool status_due; /* a commit was handed over since the last status update */
-	db_logical_stats stats;
-};
 
 static const char *lg_state_name(enum lg_state s)
 {
@@ -222,79 +118,6 @@ static int kind_of(const char *s)
 	return -1;
 }
 
-static void rels_clear(db_logical *l)
-{
-	for (int i = 0; i < l->n_rels; i++) free(l->rels[i].t);
-	l->n_rels = 0;
-}
-
-static void bucket_clear(lg_bucket *b)
-{
-	b->n = b->nx = 0;
-	b->resync = b->access_all = false;
-}
-
-static void bucket_free(lg_bucket *b)
-{
-	free(b->h);
-	free(b->xid);
-	memset(b, 0, sizeof *b);
-}
-
-/* One hint (key -1 = everyone). Past TX_HINTS_MAX, or without memory, the bucket falls back to "every
- * user" / "re-read everything": coarser, never lost. */
-static void bucket_add(lg_bucket *b, int kind, int64_t key)
-{
-	if (kind == DB_HINT_ACCESS && key < 0) {
-		b->access_all = true;
-		return;
-	}
-	if (b->n == b->cap) {
-		int cap = b->cap ? b->cap * 2 : 64;
-		lg_hint *h = b->n < TX_HINTS_MAX ? realloc(b->h, (size_t)cap * sizeof *h) : NULL;
-		if (h == NULL) {
-			if (kind == DB_HINT_ACCESS) b->access_all = true;
-			else b->resync = true;
-			return;
-		}
-		b->h = h;
-		b->cap = cap;
-	}
-	b->h[b->n].kind = kind;
-	b->h[b->n].key = key;
-	b->n++;
-}
-
-/* Move everything of `src` (and the xid, when given) into `dst`; `src` is left empty. */
-static void bucket_merge(lg_bucket *dst, lg_bucket *src, bool with_xid, uint32_t xid)
-{
-	for (int i = 0; i < src->n; i++) bucket_add(dst, src->h[i].kind, src->h[i].key);
-	dst->resync |= src->resync;
-	dst->access_all |= src->access_all;
-	for (int i = 0; i < src->nx; i++) {
-		if (dst->nx == dst->capx) {
-			int cap = dst->capx ? dst->capx * 2 : 16;
-			uint32_t *x = realloc(dst->xid, (size_t)cap * sizeof *x);
-			if (x == NULL) break; /* an unchecked commit: its hints go at the next check anyway */
-			dst->xid = x;
-			dst->capx = cap;
-		}
-		dst->xid[dst->nx++] = src->xid[i];
-	}
-	if (with_xid) {
-		if (dst->nx == dst->capx) {
-			int cap = dst->capx ? dst->capx * 2 : 16;
-			uint32_t *x = realloc(dst->xid, (size_t)cap * sizeof *x);
-			if (x != NULL) {
-				dst->xid = x;
-				dst->capx = cap;
-			}
-		}
-		if (dst->nx < dst->capx) dst->xid[dst->nx++] = xid;
-	}
-	bucket_clear(src);
-}
-
 /* Drop the connection and everything tied to it; the caller sets the next state. */
 static void lg_close(db_logical *l)
 {
@@ -306,9 +129,9 @@ static void lg_close(db_logical *l)
 	l->pg = NULL;
 	l->busy = l->flushing = false;
 	l->in_tx = false;
-	bucket_clear(&l->tx);
-	bucket_clear(&l->pend);
-	bucket_clear(&l->chk);
+	db_lg_bucket_clear(&l->tx);
+	db_lg_bucket_clear(&l->pend);
+	db_lg_bucket_clear(&l->chk);
 	if (l->aux) {
 		db_conn_io_disarm(&l->aux_io);
 		if (l->aux_res) PQclear(l->aux_res);
@@ -320,7 +143,7 @@ static void lg_close(db_logical *l)
 	if (l->aux_timer) evtimer_del(l->aux_timer);
 	l->vis_delay_ms = 0;
 	l->reply_asked = l->heard_since_ask = l->status_due = false;
-	rels_clear(l);
+	db_lg_rels_clear(l);
 }
 
 static void lg_down(db_logical *l, const char *why)
@@ -440,156 +263,7 @@ err:
 	return false;
 }
 
-/* ---- from decoded pgoutput messages (db/pgoutput.c) to hints ---- */
-
-static lg_rel *rel_find(db_logical *l, uint32_t relid)
-{
-	for (int i = 0; i < l->n_rels; i++)
-		if (l->rels[i].relid == relid) return &l->rels[i];
-	return NULL;
-}
-
-static void tx_add(db_logical *l, int kind, int64_t key)
-{
-	bucket_add(&l->tx, kind, key);
-}
-
-/* A key value as a hint: a positive decimal id, like a NOTIFY payload. */
-static void tx_add_value(db_logical *l, const lg_target *t, const db_pgo_col *cv)
-{
-	int64_t v = db_pgo_col_id(cv);
-	if (v > 0) tx_add(l, t->kind, v);
-	else if (v < 0) log_warn("db logical ignored a key that is not an id kind=%s", db_hint_kind_name(t->kind));
-	/* 0: NULL key: nothing, like the trigger */
-}
-
-/* A change of `rel`. `old`/`new` are the decoded tuples, or NULL. */
-static void on_change(db_logical *l, lg_rel *rel, const db_pgo_tuple *old, const db_pgo_tuple *new,
-                      bool is_delete)
-{
-	for (int i = 0; i < rel->n; i++) {
-		lg_target *t = &rel->t[i];
-		if (t->col < 0) {
-			tx_add(l, t->kind, -1);
-			continue;
-		}
-		db_pgo_col cv;
-		if (new) {
-			db_pgo_tuple_col(new, t->col, &cv);
-			tx_add_value(l, t, &cv);
-		}
-		if (old) {
-			db_pgo_tuple_col(old, t->col, &cv);
-			if (t->old_known) tx_add_value(l, t, &cv);
-			else if (is_delete && t->kind == DB_HINT_ACCESS) l->tx.access_all = true;
-			else if (is_delete) l->tx.resync = true;
-		} else if (is_delete && !t->old_known) {
-			if (t->kind == DB_HINT_ACCESS) l->tx.access_all = true;
-			else l->tx.resync = true;
-		}
-	}
-}
-
-/* A Relation message: which of its columns carries the key of each map row of that table. Returns
- * false when out of memory (treated as a broken stream: reconnect and re-read). */
-static bool on_relation(db_logical *l, const db_pgo_msg *m)
-{
-	uint32_t relid = m->relid;
-	int nt = 0;
-	for (int i = 0; i < l->n_map; i++)
-		if (l->map[i].relid == relid) nt++;
-	lg_rel *rel = rel_find(l, relid);
-	if (rel == NULL) {
-		if (l->n_rels == l->cap_rels) {
-			int cap = l->cap_rels ? l->cap_rels * 2 : 8;
-			lg_rel *n = realloc(l->rels, (size_t)cap * sizeof *n);
-			if (n == NULL) return false;
-			l->rels = n;
-			l->cap_rels = cap;
-		}
-		rel = &l->rels[l->n_rels++];
-		memset(rel, 0, sizeof *rel);
-		rel->relid = relid;
-	}
-	free(rel->t);
-	rel->t = NULL;
-	rel->n = 0;
-	rel->ncols = m->ncols;
-	if (nt == 0) {
-		log_debug("db logical relation not in pollgate_hint_map relid=%u name=\"%s.%s\"", relid, m->nsp, m->name);
-		return true;
-	}
-	if ((rel->t = calloc((size_t)nt, sizeof *rel->t)) == NULL) return false;
-	for (int i = 0; i < l->n_map; i++) {
-		if (l->map[i].relid != relid) continue;
-		rel->t[rel->n].kind = l->map[i].kind;
-		rel->t[rel->n].col = l->map[i].key[0] ? -2 : -1; /* -2: not found yet */
-		rel->n++;
-	}
-	size_t pos = 0;
-	db_pgo_relcol col;
-	for (int c = 0; db_pgo_relcol_next(m, &pos, &col); c++) {
-		int ti = 0;
-		for (int i = 0; i < l->n_map; i++) {
-			if (l->map[i].relid != relid) continue;
-			if (l->map[i].key[0] && strcmp(l->map[i].key, col.name) == 0) {
-				rel->t[ti].col = c;
-				rel->t[ti].old_known = m->ident == 'f' || (col.flags & 1u);
-			}
-			ti++;
-		}
-	}
-	for (int i = 0; i < rel->n; i++) {
-		if (rel->t[i].col == -2) {
-			log_warn("db logical mapped key column missing kind=%s table=\"%s.%s\" hint=\"fix pollgate_hint_map "
-			         "(SELECT pollgate_attach_logical(...) again)\"",
-			         db_hint_kind_name(rel->t[i].kind), m->nsp, m->name);
-			rel->t[i].col = -3; /* never matches a column: no hint */
-		} else if (rel->t[i].col >= 0 && !rel->t[i].old_known) {
-			log_warn("db logical the replica identity of a mapped table does not carry its key column kind=%s "
-			         "table=\"%s.%s\" hint=\"an UPDATE that moves the key hints only the new one, a DELETE re-reads "
-			         "everything; ALTER TABLE ... REPLICA IDENTITY FULL (pollgate_attach_logical does it)\"",
-			         db_hint_kind_name(rel->t[i].kind), m->nsp, m->name);
-		}
-	}
-	return true;
-}
-
-static int hint_cmp(const void *a, const void *b)
-{
-	const lg_hint *x = a, *y = b;
-	if (x->kind != y->kind) return x->kind < y->kind ? -1 : 1;
-	return x->key < y->key ? -1 : x->key > y->key;
-}
-
-/* Hand over the hints of the commits a check found visible: deduplicated, then every user / a full
- * re-read where a bucket fell back to those. */
-static void bucket_deliver(db_logical *l, lg_bucket *b)
-{
-	static const char *const channel[DB_HINT_KINDS] = {"pollgate_run", "pollgate_review_pack", "pollgate_access"};
-	char payload[24];
-
-	if (b->n > 1) qsort(b->h, (size_t)b->n, sizeof *b->h, hint_cmp);
-	for (int i = 0; i < b->n; i++) {
-		const lg_hint *h = &b->h[i];
-		/* The list is sorted: a duplicate is the one just before. */
-		if (i > 0 && b->h[i - 1].kind == h->kind && b->h[i - 1].key == h->key) continue;
-		if (h->kind == DB_HINT_ACCESS && b->access_all) continue;
-		if (h->kind != DB_HINT_ACCESS && b->resync) continue;
-		snprintf(payload, sizeof payload, "%lld", (long long)h->key);
-		l->stats.hints++;
-		if (l->on_notify) l->on_notify(l->arg, channel[h->kind], payload);
-	}
-	if (b->access_all) {
-		l->stats.hints++;
-		if (l->on_notify) l->on_notify(l->arg, channel[DB_HINT_ACCESS], "*");
-	}
-	if (b->resync) {
-		l->stats.resyncs++;
-		if (l->on_resync) l->on_resync(l->arg);
-	}
-	bucket_clear(b);
-}
+/* ---- the stream: decoded by db/pgoutput.c, turned into hints by db/logical-hints.c ---- */
 
 static bool check_send(db_logical *l);
 
@@ -598,33 +272,21 @@ static bool tx_commit(db_logical *l)
 {
 	l->stats.transactions++;
 	if (l->tx.n == 0 && !l->tx.resync && !l->tx.access_all) return true;
-	bucket_merge(&l->pend, &l->tx, true, l->tx_xid);
+	db_lg_bucket_merge(&l->pend, &l->tx, true, l->tx_xid);
 	return l->aux_busy ? true : check_send(l);
-}
-
-static void on_truncate(db_logical *l, const db_pgo_msg *m)
-{
-	for (uint32_t i = 0; i < m->n_trunc; i++) {
-		lg_rel *rel = rel_find(l, db_pgo_trunc_relid(m, i));
-		for (int j = 0; rel && j < rel->n; j++) {
-			if (rel->t[j].kind == DB_HINT_ACCESS) l->tx.access_all = true;
-			else l->tx.resync = true;
-		}
-	}
 }
 
 /* One pgoutput message (the payload of an XLogData). Returns false when it is malformed. */
 static bool on_pgoutput(db_logical *l, const unsigned char *buf, size_t len)
 {
 	db_pgo_msg m;
-	lg_rel *rel;
 
 	if (db_pgo_msg_parse(buf, len, &m) < 0) return false;
 	switch (m.type) {
 	case 'B':
 		l->tx_xid = m.xid;
 		l->in_tx = true;
-		bucket_clear(&l->tx);
+		db_lg_bucket_clear(&l->tx);
 		break;
 	case 'C':
 		l->in_tx = false;
@@ -633,16 +295,14 @@ static bool on_pgoutput(db_logical *l, const unsigned char *buf, size_t len)
 		if (!tx_commit(l)) return true; /* gone down: the caller sees the state */
 		break;
 	case 'R':
-		return on_relation(l, &m);
+		return db_lg_on_relation(l, &m);
 	case 'I':
 	case 'U':
 	case 'D':
-		rel = rel_find(l, m.relid);
-		if (rel && rel->n > 0)
-			on_change(l, rel, m.old_kind ? &m.old_tuple : NULL, m.has_new ? &m.new_tuple : NULL, m.type == 'D');
+		db_lg_on_change(l, &m);
 		break;
 	case 'T':
-		on_truncate(l, &m);
+		db_lg_on_truncate(l, &m);
 		break;
 	default: /* Origin, Type, Message, and whatever a later protocol adds: nothing to hint */
 		break;
@@ -702,7 +362,7 @@ static bool check_send(db_logical *l)
 
 	if (l->aux_busy || l->aux == NULL || evtimer_pending(l->aux_timer, NULL) || (l->pend.nx == 0 && l->chk.nx == 0))
 		return true;
-	bucket_merge(&l->chk, &l->pend, false, 0);
+	db_lg_bucket_merge(&l->chk, &l->pend, false, 0);
 	/* "{x,x,...}": at most 10 digits and a comma per xid */
 	size_t cap = (size_t)l->chk.nx * 11 + 3, n = 0;
 	arr = malloc(cap);
@@ -749,7 +409,7 @@ static void check_done(db_logical *l, PGresult *res)
 	if (visible) {
 		l->vis_delay_ms = 0;
 		l->chk.nx = 0;
-		bucket_deliver(l, &l->chk);
+		db_lg_bucket_deliver(l, &l->chk);
 		if (l->state != LG_UP) return;
 		/* Under a steady stream of commits, one check per VIS_PACE_MS covers them all, instead of one per
 		 * round trip: the server's CPU goes to the application's writes. */
@@ -1229,11 +889,11 @@ void db_logical_free(db_logical *l)
 	if (l->aux_timer) event_free(l->aux_timer);
 	if (l->res) PQclear(l->res);
 	if (l->pg) PQfinish(l->pg);
-	rels_clear(l);
+	db_lg_rels_clear(l);
 	free(l->rels);
-	bucket_free(&l->tx);
-	bucket_free(&l->pend);
-	bucket_free(&l->chk);
+	db_lg_bucket_free(&l->tx);
+	db_lg_bucket_free(&l->pend);
+	db_lg_bucket_free(&l->chk);
 	if (l->aux_res) PQclear(l->aux_res);
 	if (l->aux) PQfinish(l->aux);
 	db_conn_io_free(&l->aux_io);
