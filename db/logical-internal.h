@@ -1,7 +1,8 @@
 /*
- * db/logical-internal.h — the state of a db_logical session, shared by db/logical.c (the connections,
- * the state machine, the visibility check) and db/logical-hints.c (the mapping of tables to hint kinds,
- * decoded changes to hints, the per-transaction hint buckets), and by nothing else.
+ * db/logical-internal.h — the state of a db_logical session, shared by db/logical.c (the connections
+ * and the state machine), db/logical-visible.c (the visibility check on the ordinary connection) and
+ * db/logical-hints.c (the mapping of tables to hint kinds, decoded changes to hints, the per-transaction
+ * hint buckets), and by nothing else.
  */
 #ifndef POLLGATE_DB_LOGICAL_INTERNAL_H
 #define POLLGATE_DB_LOGICAL_INTERNAL_H
@@ -9,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <event2/event.h>
 #include <libpq-fe.h>
 
 #include "db/conn-internal.h"
@@ -123,6 +125,17 @@ struct db_logical {
 	db_logical_stats stats;
 };
 
+
+/* db/logical.c */
+int64_t db_lg_mono_ms(void);
+/* Drop both connections and reconnect after the backoff; `why` is the one-line reason. */
+void db_lg_down(db_logical *l, const char *why);
+
+/* db/logical-visible.c */
+/* Ask about every commit waiting (l->pend), unless a check is in flight or paced. false after going down. */
+bool db_lg_check_send(db_logical *l);
+void db_lg_aux_io_cb(evutil_socket_t fd, short what, void *arg);    /* the check connection's socket */
+void db_lg_aux_timer_cb(evutil_socket_t fd, short what, void *arg); /* the next check is due */
 
 /* db/logical-hints.c */
 void db_lg_rels_clear(db_logical *l);

@@ -5,7 +5,7 @@
  * round starts with an ordinary connection (application_name + "-check"): one query checks what the
  * server offers (wal_level, the role's REPLICATION, the publication, free walsenders and slots, the
  * mapping table), a second reads pollgate_hint_map; that connection then stays open for the visibility
- * checks (below) and its failure ends the round like the stream's. Then the replication connection:
+ * checks (db/logical-visible.c) and its failure ends the round like the stream's. Then the replication connection:
  * CREATE_REPLICATION_SLOT (temporary, pgoutput, no snapshot), START_REPLICATION, and the CopyBoth stream,
  * read with PQgetCopyData(async) and written with PQputCopyData, both non-blocking. One non-persistent
  * event on PQsocket() drives the protocol; one timer follows the state (backoff while down, the handshake
@@ -42,8 +42,6 @@
 #define STATUS_MIN_MS 1000    /* status updates after commits: at most one per this */
 #define STATUS_MAX_MS 10000   /* and at least one per this (or per heartbeat, when shorter) */
 #define SLOT_TIMEOUT_MS 60000 /* creating a slot waits for the transactions open at that moment */
-#define VIS_DELAY_MAX_MS 50   /* re-check a not-yet-visible commit at most this far apart */
-#define VIS_PACE_MS 2         /* after a check, the next one waits this long, gathering the commits between */
 #define PG_EPOCH_OFFSET_US 946684800000000LL /* 2000-01-01 in Unix microseconds */
 
 
@@ -59,18 +57,6 @@ static const char SQL_CHECK[] =
 	" current_user";
 static const char SQL_MAP[] =
 	"SELECT m.relid::oid, m.kind, coalesce(m.key_column::text, '') FROM pollgate_hint_map m";
-
-/* Is every transaction in $1 (32-bit xids of commits the stream has sent) visible to a snapshot taken
- * now? The stream may hand over a commit as soon as its WAL is flushed, a moment before the committing
- * session makes it visible to others; a re-read in that moment would miss the change and the hint would be
- * spent. Visible = it precedes the snapshot's xmax (modulo 2^32) and is not in its in-progress list. A
- * snapshot taken later (the re-read's) sees at least as much. */
-static const char SQL_VISIBLE[] =
-	"SELECT coalesce(bool_and(((u.x - e.xmax32 + 4294967296) % 4294967296) >= 2147483648"
-	" AND u.x <> ALL (e.xip32)), true)"
-	" FROM (SELECT pg_snapshot_xmax(s)::text::bigint % 4294967296 AS xmax32,"
-	" ARRAY(SELECT x::text::bigint % 4294967296 FROM pg_snapshot_xip(s) AS x) AS xip32"
-	" FROM pg_current_snapshot() AS s) e, unnest($1::bigint[]) AS u(x)";
 
 static const char *lg_state_name(enum lg_state s)
 {
@@ -95,7 +81,7 @@ static void lg_set_state(db_logical *l, enum lg_state s)
 	l->state = s;
 }
 
-static int64_t mono_ms(void)
+int64_t db_lg_mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -146,7 +132,7 @@ static void lg_close(db_logical *l)
 	db_lg_rels_clear(l);
 }
 
-static void lg_down(db_logical *l, const char *why)
+void db_lg_down(db_logical *l, const char *why)
 {
 	char reason[512], safe[512];
 	bool was_up = l->state == LG_UP;
@@ -185,7 +171,7 @@ static void lg_fatal(db_logical *l, const char *fmt, ...)
 static bool lg_arm(db_logical *l)
 {
 	if (db_conn_io_arm(&l->io, l->pg, EV_READ | (l->flushing ? EV_WRITE : 0)) != 0) {
-		lg_down(l, "cannot watch connection socket");
+		db_lg_down(l, "cannot watch connection socket");
 		return false;
 	}
 	return true;
@@ -208,7 +194,7 @@ static bool lg_send(db_logical *l, const char *sql, int nparams, const char *con
 
 err:
 	db_conn_error(why, sizeof why, l->pg, &l->tag);
-	lg_down(l, why);
+	db_lg_down(l, why);
 	return false;
 }
 
@@ -219,16 +205,16 @@ static bool lg_start_conn(db_logical *l, bool replication, enum lg_state next)
 	l->pg = replication ? db_conn_start_replication(l->conninfo, l->application_name, &l->tag, why, sizeof why)
 	                    : db_conn_start(l->conninfo, l->check_name, &l->tag, why, sizeof why);
 	if (l->pg == NULL) {
-		lg_down(l, why);
+		db_lg_down(l, why);
 		return false;
 	}
 	lg_set_state(l, next);
 	if (l->connect_timeout_ms > 0 && db_conn_timer_ms(l->timer, l->connect_timeout_ms) != 0) {
-		lg_down(l, "cannot arm connect timer");
+		db_lg_down(l, "cannot arm connect timer");
 		return false;
 	}
 	if (db_conn_io_arm(&l->io, l->pg, EV_WRITE) != 0) {
-		lg_down(l, "connection has no socket");
+		db_lg_down(l, "connection has no socket");
 		return false;
 	}
 	return true;
@@ -252,20 +238,18 @@ static bool lg_status(db_logical *l, bool ask_reply)
 	r = PQflush(l->pg);
 	if (r < 0) goto err;
 	l->flushing = r == 1;
-	l->last_status_ms = mono_ms();
+	l->last_status_ms = db_lg_mono_ms();
 	l->status_due = false;
 	l->stats.flushed_lsn = l->flushed;
 	return true;
 
 err:
 	db_conn_error(why, sizeof why, l->pg, &l->tag);
-	lg_down(l, why);
+	db_lg_down(l, why);
 	return false;
 }
 
 /* ---- the stream: decoded by db/pgoutput.c, turned into hints by db/logical-hints.c ---- */
-
-static bool check_send(db_logical *l);
 
 /* A commit: its hints wait for the visibility check (a transaction without one needs none). */
 static bool tx_commit(db_logical *l)
@@ -273,7 +257,7 @@ static bool tx_commit(db_logical *l)
 	l->stats.transactions++;
 	if (l->tx.n == 0 && !l->tx.resync && !l->tx.access_all) return true;
 	db_lg_bucket_merge(&l->pend, &l->tx, true, l->tx_xid);
-	return l->aux_busy ? true : check_send(l);
+	return l->aux_busy ? true : db_lg_check_send(l);
 }
 
 /* One pgoutput message (the payload of an XLogData). Returns false when it is malformed. */
@@ -321,13 +305,13 @@ static bool on_copy(db_logical *l, const char *buf, int len)
 	if (c.type == 'w') {
 		if (rc == 0 && c.wal_end > l->server_end) l->server_end = c.wal_end;
 		if (rc < 0 || !on_pgoutput(l, c.data, c.len)) {
-			lg_down(l, "malformed logical replication message");
+			db_lg_down(l, "malformed logical replication message");
 			return false;
 		}
 		if (l->state != LG_UP) return false;
 	} else if (c.type == 'k') {
 		if (rc < 0) {
-			lg_down(l, "malformed keepalive");
+			db_lg_down(l, "malformed keepalive");
 			return false;
 		}
 		if (c.wal_end > l->server_end) l->server_end = c.wal_end;
@@ -337,132 +321,8 @@ static bool on_copy(db_logical *l, const char *buf, int len)
 	} else {
 		log_debug("db logical ignored copy message type=0x%02x", (unsigned char)c.type);
 	}
-	if (l->status_due && mono_ms() - l->last_status_ms >= STATUS_MIN_MS) return lg_status(l, false);
+	if (l->status_due && db_lg_mono_ms() - l->last_status_ms >= STATUS_MIN_MS) return lg_status(l, false);
 	return true;
-}
-
-/* ---- the visibility check on the ordinary connection ---- */
-
-static void aux_io_cb(evutil_socket_t fd, short what, void *arg);
-
-static bool aux_arm(db_logical *l)
-{
-	if (db_conn_io_arm(&l->aux_io, l->aux, EV_READ | (l->aux_flushing ? EV_WRITE : 0)) != 0) {
-		lg_down(l, "cannot watch the check connection's socket");
-		return false;
-	}
-	return true;
-}
-
-/* Send SQL_VISIBLE for every commit waiting (pend moves into chk). Returns false after going down. */
-static bool check_send(db_logical *l)
-{
-	char why[256];
-	char *arr = NULL;
-
-	if (l->aux_busy || l->aux == NULL || evtimer_pending(l->aux_timer, NULL) || (l->pend.nx == 0 && l->chk.nx == 0))
-		return true;
-	db_lg_bucket_merge(&l->chk, &l->pend, false, 0);
-	/* "{x,x,...}": at most 10 digits and a comma per xid */
-	size_t cap = (size_t)l->chk.nx * 11 + 3, n = 0;
-	arr = malloc(cap);
-	if (arr == NULL) {
-		lg_down(l, "out of memory");
-		return false;
-	}
-	arr[n++] = '{';
-	for (int i = 0; i < l->chk.nx; i++)
-		n += (size_t)snprintf(arr + n, cap - n, "%s%u", i ? "," : "", l->chk.xid[i]);
-	snprintf(arr + n, cap - n, "}");
-	const char *params[1] = {arr};
-	db_conn_io_disarm(&l->aux_io);
-	int ok = PQsendQueryParams(l->aux, SQL_VISIBLE, 1, NULL, params, NULL, NULL, 0);
-	free(arr);
-	if (!ok) goto err;
-	l->aux_busy = true;
-	l->aux_sent_ms = mono_ms();
-	int r = PQflush(l->aux);
-	if (r < 0) goto err;
-	l->aux_flushing = r == 1;
-	return aux_arm(l);
-
-err:
-	db_conn_error(why, sizeof why, l->aux, &l->tag);
-	lg_down(l, why);
-	return false;
-}
-
-/* SQL_VISIBLE answered. Every commit visible: hand their hints over. Not yet: ask again (the committing
- * session is a moment from making it visible), with whatever arrived meanwhile. */
-static void check_done(db_logical *l, PGresult *res)
-{
-	char why[256];
-
-	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		db_conn_result_error(why, sizeof why, res);
-		if (res) PQclear(res);
-		lg_down(l, why);
-		return;
-	}
-	bool visible = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	if (visible) {
-		l->vis_delay_ms = 0;
-		l->chk.nx = 0;
-		db_lg_bucket_deliver(l, &l->chk);
-		if (l->state != LG_UP) return;
-		/* Under a steady stream of commits, one check per VIS_PACE_MS covers them all, instead of one per
-		 * round trip: the server's CPU goes to the application's writes. */
-		if (l->pend.nx > 0 && db_conn_timer_ms(l->aux_timer, VIS_PACE_MS) != 0) lg_down(l, "cannot arm the check timer");
-		return;
-	}
-	/* Usually a fraction of a millisecond; with a synchronous standby, until it confirms: back off. */
-	l->stats.visibility_waits++;
-	l->vis_delay_ms = l->vis_delay_ms ? l->vis_delay_ms * 2 : 1;
-	if (l->vis_delay_ms > VIS_DELAY_MAX_MS) l->vis_delay_ms = VIS_DELAY_MAX_MS;
-	if (db_conn_timer_ms(l->aux_timer, l->vis_delay_ms) != 0) lg_down(l, "cannot arm the check timer");
-}
-
-static void aux_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	check_send(arg);
-}
-
-static void aux_io_cb(evutil_socket_t fd, short what, void *arg)
-{
-	db_logical *l = arg;
-	char why[256];
-	(void)fd;
-
-	if (l->aux == NULL) return; /* stale */
-	if (l->aux_flushing) {
-		int r = PQflush(l->aux);
-		if (r < 0) goto broken;
-		l->aux_flushing = r == 1;
-	}
-	if ((what & EV_READ) && !PQconsumeInput(l->aux)) goto broken;
-	while (l->aux_busy && !PQisBusy(l->aux)) {
-		PGresult *r = PQgetResult(l->aux);
-		if (r != NULL) {
-			if (l->aux_res == NULL) l->aux_res = r;
-			else PQclear(r);
-			continue;
-		}
-		PGresult *first = l->aux_res;
-		l->aux_res = NULL;
-		l->aux_busy = false;
-		check_done(l, first);
-		if (l->aux == NULL || l->state != LG_UP) return;
-	}
-	if (PQstatus(l->aux) == CONNECTION_BAD) goto broken;
-	aux_arm(l);
-	return;
-
-broken:
-	db_conn_error(why, sizeof why, l->aux, &l->tag);
-	lg_down(l, why);
 }
 
 /* The periodic status update, which asks for a reply: the heartbeat, at most STATUS_MAX_MS. */
@@ -477,10 +337,10 @@ static void lg_became_up(db_logical *l)
 	if (l->ever_up) l->stats.reconnects++;
 	l->ever_up = true;
 	l->attempt = 0;
-	l->last_status_ms = mono_ms();
+	l->last_status_ms = db_lg_mono_ms();
 	lg_set_state(l, LG_UP);
 	if (db_conn_timer_ms(l->timer, lg_tick_ms(l)) != 0) {
-		lg_down(l, "cannot arm status timer");
+		db_lg_down(l, "cannot arm status timer");
 		return;
 	}
 	log_info("db logical up slot=%s publication=%s mapped_run=%d mapped_review_pack=%d mapped_access=%d", l->slot,
@@ -527,7 +387,7 @@ static void on_checked(db_logical *l, const PGresult *res)
 		snprintf(why, sizeof why, "no walsender free (max_wal_senders = %ld, %ld in use): raise max_wal_senders "
 		         "(one per gateway process with hint_source = logical) and restart PostgreSQL", senders, used_senders);
 		log_error("db logical refused reason=\"%s\"", why);
-		lg_down(l, why);
+		db_lg_down(l, why);
 		return;
 	}
 	if (used_slots >= slots) {
@@ -535,7 +395,7 @@ static void on_checked(db_logical *l, const PGresult *res)
 		         "max_replication_slots (one per gateway process with hint_source = logical) and restart "
 		         "PostgreSQL, or drop unused slots", slots, used_slots);
 		log_error("db logical refused reason=\"%s\"", why);
-		lg_down(l, why);
+		db_lg_down(l, why);
 		return;
 	}
 	lg_set_state(l, LG_MAPPING);
@@ -550,7 +410,7 @@ static bool on_mapped(db_logical *l, const PGresult *res)
 	int k = 0;
 
 	if (n > 0 && m == NULL) {
-		lg_down(l, "out of memory");
+		db_lg_down(l, "out of memory");
 		return false;
 	}
 	for (int i = 0; i < DB_HINT_KINDS; i++) l->mapped[i] = 0;
@@ -604,7 +464,7 @@ static void lg_complete(db_logical *l, PGresult *res)
 		l->pg = NULL;
 		l->busy = l->flushing = false;
 		if (db_conn_io_arm(&l->aux_io, l->aux, EV_READ) != 0) { /* a FATAL while idle ends the session */
-			lg_down(l, "cannot watch the check connection's socket");
+			db_lg_down(l, "cannot watch the check connection's socket");
 			return;
 		}
 		lg_start_conn(l, true, LG_CONNECTING);
@@ -618,7 +478,7 @@ static void lg_complete(db_logical *l, PGresult *res)
 				         "PostgreSQL, or drop unused slots");
 				log_error("db logical refused reason=\"%s\"", why);
 				PQclear(res);
-				lg_down(l, why);
+				db_lg_down(l, why);
 				return;
 			}
 			break;
@@ -627,7 +487,7 @@ static void lg_complete(db_logical *l, PGresult *res)
 		lg_set_state(l, LG_STARTING);
 		evtimer_del(l->timer);
 		if (l->connect_timeout_ms > 0 && db_conn_timer_ms(l->timer, l->connect_timeout_ms) != 0) {
-			lg_down(l, "cannot arm connect timer");
+			db_lg_down(l, "cannot arm connect timer");
 			return;
 		}
 		lg_send(l, l->start_sql, 0, NULL, true);
@@ -637,7 +497,7 @@ static void lg_complete(db_logical *l, PGresult *res)
 	}
 	db_conn_result_error(why, sizeof why, res);
 	if (res) PQclear(res);
-	lg_down(l, why);
+	db_lg_down(l, why);
 }
 
 static bool lg_send_slot(db_logical *l)
@@ -657,7 +517,7 @@ static bool lg_send_slot(db_logical *l)
 	free(l->start_sql);
 	l->start_sql = malloc(n);
 	if (l->start_sql == NULL) {
-		lg_down(l, "out of memory");
+		db_lg_down(l, "out of memory");
 		return false;
 	}
 	snprintf(l->start_sql, n, fmt, l->slot, l->publication);
@@ -666,7 +526,7 @@ static bool lg_send_slot(db_logical *l)
 	evtimer_del(l->timer);
 	int64_t t = l->connect_timeout_ms > SLOT_TIMEOUT_MS ? l->connect_timeout_ms : SLOT_TIMEOUT_MS;
 	if (db_conn_timer_ms(l->timer, t) != 0) {
-		lg_down(l, "cannot arm slot timer");
+		db_lg_down(l, "cannot arm slot timer");
 		return false;
 	}
 	return lg_send(l, sql, 0, NULL, true);
@@ -701,7 +561,7 @@ static void lg_stream(db_logical *l, short what)
 			else db_conn_error(why, sizeof why, l->pg, &l->tag);
 			if (res) PQclear(res);
 			if (l->tag.fatal[0]) snprintf(why, sizeof why, "%s", l->tag.fatal);
-			lg_down(l, why);
+			db_lg_down(l, why);
 			return;
 		}
 		goto broken;
@@ -711,7 +571,7 @@ static void lg_stream(db_logical *l, short what)
 
 broken:
 	db_conn_error(why, sizeof why, l->pg, &l->tag);
-	lg_down(l, why);
+	db_lg_down(l, why);
 }
 
 static void lg_io_cb(evutil_socket_t fd, short what, void *arg)
@@ -726,9 +586,9 @@ static void lg_io_cb(evutil_socket_t fd, short what, void *arg)
 		int r = db_conn_poll(l->pg, &want);
 		if (r < 0) {
 			db_conn_error(why, sizeof why, l->pg, &l->tag);
-			lg_down(l, why);
+			db_lg_down(l, why);
 		} else if (r == 0) {
-			if (db_conn_io_arm(&l->io, l->pg, want) != 0) lg_down(l, "connection has no socket");
+			if (db_conn_io_arm(&l->io, l->pg, want) != 0) db_lg_down(l, "connection has no socket");
 		} else if (l->state == LG_PRECONNECT) {
 			const char *params[1] = {l->publication};
 			lg_set_state(l, LG_CHECKING);
@@ -779,7 +639,7 @@ static void lg_io_cb(evutil_socket_t fd, short what, void *arg)
 
 broken:
 	db_conn_error(why, sizeof why, l->pg, &l->tag);
-	lg_down(l, why);
+	db_lg_down(l, why);
 }
 
 static void lg_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -797,27 +657,27 @@ static void lg_timer_cb(evutil_socket_t fd, short what, void *arg)
 	case LG_MAPPING:
 	case LG_CONNECTING:
 	case LG_STARTING:
-		lg_down(l, "connect timed out");
+		db_lg_down(l, "connect timed out");
 		return;
 	case LG_SLOT:
-		lg_down(l, "creating the replication slot timed out: it waits for every transaction open when it "
+		db_lg_down(l, "creating the replication slot timed out: it waits for every transaction open when it "
 		           "started (a long or idle-in-transaction session delays it)");
 		return;
 	case LG_UP:
 		/* The last tick asked for a reply; nothing at all came since: the link is dead. */
 		if (l->reply_asked && !l->heard_since_ask) {
-			lg_down(l, "heartbeat timed out");
+			db_lg_down(l, "heartbeat timed out");
 			return;
 		}
-		if (l->aux_busy && mono_ms() - l->aux_sent_ms > l->heartbeat_ms) {
-			lg_down(l, "visibility check timed out");
+		if (l->aux_busy && db_lg_mono_ms() - l->aux_sent_ms > l->heartbeat_ms) {
+			db_lg_down(l, "visibility check timed out");
 			return;
 		}
 		if (!lg_status(l, true)) return;
 		l->reply_asked = true;
 		l->heard_since_ask = false;
 		if (!lg_arm(l)) return;
-		if (db_conn_timer_ms(l->timer, lg_tick_ms(l)) != 0) lg_down(l, "cannot arm status timer");
+		if (db_conn_timer_ms(l->timer, lg_tick_ms(l)) != 0) db_lg_down(l, "cannot arm status timer");
 		return;
 	case LG_FATAL:
 		log_error("db logical refused reason=\"%s\"", l->fatal_why);
@@ -868,10 +728,10 @@ db_logical *db_logical_new(struct event_base *base, const db_logical_opts *opts)
 		if (l->check_name == NULL) goto err;
 		snprintf(l->check_name, n, "%s-check", an);
 	}
-	if (db_conn_io_init(&l->io, base, lg_io_cb, l) != 0 || db_conn_io_init(&l->aux_io, base, aux_io_cb, l) != 0)
+	if (db_conn_io_init(&l->io, base, lg_io_cb, l) != 0 || db_conn_io_init(&l->aux_io, base, db_lg_aux_io_cb, l) != 0)
 		goto err;
 	l->timer = evtimer_new(base, lg_timer_cb, l);
-	l->aux_timer = evtimer_new(base, aux_timer_cb, l);
+	l->aux_timer = evtimer_new(base, db_lg_aux_timer_cb, l);
 	if (l->timer == NULL || l->aux_timer == NULL) goto err;
 	if (db_conn_timer_ms(l->timer, 0) != 0) goto err; /* connect from the loop */
 	return l;
