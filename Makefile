@@ -98,7 +98,7 @@ TEST_OBJ_cidr    = $(call room_obj,gateway/cidr.c)
 TEST_OBJ_shared  = $(call room_obj,gateway/shared.c common/%)
 # The registry without its production seam (registry-io.c: the pool and evhttp): a fake reader and reply.
 TEST_OBJ_registry = $(call room_obj,gateway/registry.c gateway/reread.c gateway/decide.c gateway/answer.c \
-                    gateway/waiter.c gateway/watch.c gateway/hold.c \
+                    gateway/waiter.c gateway/watch.c gateway/hold.c gateway/rows.c \
                     gateway/shared.c gateway/cidr.c gateway/http.c gateway/config.c gateway/conf-% \
                     db/queries.c auth/% policy/% common/%)
 test_objs = $(if $(TEST_OBJ_$(1)),$(TEST_OBJ_$(1)),$(LIB_OBJ))

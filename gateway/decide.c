@@ -196,7 +196,7 @@ void gw_token_resolved(gw_registry *r, auth_token *t, bool failed)
 	auth_wait *aw;
 	int64_t now = cm_mono_ms(), now_us = cm_wall_us();
 	while ((aw = TAILQ_FIRST(&t->waiting)) != NULL) {
-		gw_waiter *w = (gw_waiter *)(void *)((char *)aw - offsetof(gw_waiter, auth_link));
+		gw_waiter *w = CM_CONTAINER_OF(aw, gw_waiter, auth_link);
 		TAILQ_REMOVE(&t->waiting, aw, link);
 		r->st.pending--;
 		w->state = GW_W_NEW;

@@ -49,27 +49,17 @@ const int gw_http_status_codes[GW_NSTATUS] = {200, 204, 304, 400, 401, 404, 405,
 
 /* ---- the one per-process exception ----
  *
- * Everything else a worker needs reaches it in structs passed down. This struct is the exception, one
- * per process (each worker is its own process with its own server), set by that server:
- *  - libevent 2.1 answers a request it cannot parse through evhttp_send_error() and its listener reports
- *    accept errors with evhttp's pointer, never an argument of ours, so the server that wants those
- *    events must be found without one (`owner`, `on_parse_error`; see evhttp_send_error at the end);
- *  - every answer goes through gw_http_reply(), which the registry calls with no server at hand, so the
- *    CORS policy of the running config and the access-log note (one loop, one answer at a time) ride
- *    here until the registry's reply function is passed in by the server.
- * No other file of the tree keeps mutable file-scope state except gateway/main.c and common/log.c. */
+ * Everything a worker needs reaches it in structs passed down (the CORS policy and the access-log note
+ * in a gw_http_ctx). This struct is the exception, one per process (each worker is its own process with
+ * its own server), set by that server: libevent 2.1 answers a request it cannot parse through
+ * evhttp_send_error() and its listener reports accept errors with evhttp's pointer, never an argument
+ * of ours, so the server that wants those events must be found without one (see evhttp_send_error at
+ * the end). No other file of the tree keeps mutable file-scope state except gateway/main.c and
+ * common/log.c (common/hmap.c's hash key is written once at start-up, before any table exists). */
 static struct {
 	void *owner;
 	gw_http_parse_error_fn on_parse_error;
-	const char *cors_origins; /* borrowed from the running config; NULL = CORS off */
-	char cors_max_age[24];
-	struct {
-		bool set;
-		char client[48];
-		int64_t start_ms;
-		const char *reason;
-	} note; /* see gw_http_access_note */
-} proc = {.cors_max_age = "600"};
+} proc;
 
 int gw_http_status_index(int code)
 {
@@ -200,10 +190,15 @@ bool gw_http_inm_matches(const char *inm, const char *etag)
 	return false;
 }
 
-void gw_http_set_cors(const char *origins, int64_t max_age_s)
+void gw_http_ctx_init(gw_http_ctx *hc)
 {
-	proc.cors_origins = origins && *origins ? origins : NULL;
-	snprintf(proc.cors_max_age, sizeof proc.cors_max_age, "%lld", (long long)max_age_s);
+	*hc = (gw_http_ctx){.cors_max_age = "600"};
+}
+
+void gw_http_set_cors(gw_http_ctx *hc, const char *origins, int64_t max_age_s)
+{
+	hc->cors_origins = origins && *origins ? origins : NULL;
+	snprintf(hc->cors_max_age, sizeof hc->cors_max_age, "%lld", (long long)max_age_s);
 }
 
 bool gw_http_origin_listed(const char *list, const char *origin)
@@ -220,35 +215,35 @@ bool gw_http_origin_listed(const char *list, const char *origin)
 }
 
 /* The request's Origin when CORS is on and it is listed, else NULL. */
-static const char *cors_allowed_origin(struct evhttp_request *req)
+static const char *cors_allowed_origin(const gw_http_ctx *hc, struct evhttp_request *req)
 {
-	if (proc.cors_origins == NULL) return NULL;
+	if (hc == NULL || hc->cors_origins == NULL) return NULL;
 	const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
-	return gw_http_origin_listed(proc.cors_origins, origin) ? origin : NULL;
+	return gw_http_origin_listed(hc->cors_origins, origin) ? origin : NULL;
 }
 
-static void add_cors(struct evhttp_request *req, struct evkeyvalq *h, const char *vary)
+static void add_cors(const gw_http_ctx *hc, struct evhttp_request *req, struct evkeyvalq *h, const char *vary)
 {
-	if (proc.cors_origins == NULL) return;
+	if (hc == NULL || hc->cors_origins == NULL) return;
 	evhttp_add_header(h, "Vary", vary);
-	const char *origin = cors_allowed_origin(req);
+	const char *origin = cors_allowed_origin(hc, req);
 	if (origin == NULL) return;
 	evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
 	evhttp_add_header(h, "Access-Control-Allow-Credentials", "true");
 	evhttp_add_header(h, "Access-Control-Expose-Headers", "ETag, Retry-After, X-Request-Id");
 }
 
-bool gw_http_is_preflight(struct evhttp_request *req)
+bool gw_http_is_preflight(const gw_http_ctx *hc, struct evhttp_request *req)
 {
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_OPTIONS || cors_allowed_origin(req) == NULL) return false;
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_OPTIONS || cors_allowed_origin(hc, req) == NULL) return false;
 	const char *m = evhttp_find_header(evhttp_request_get_input_headers(req), "Access-Control-Request-Method");
 	return m != NULL && (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0);
 }
 
-void gw_http_preflight(struct evhttp_request *req, const char *rid)
+void gw_http_preflight(gw_http_ctx *hc, struct evhttp_request *req, const char *rid)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	const char *origin = cors_allowed_origin(req);
+	const char *origin = cors_allowed_origin(hc, req);
 
 	/* A preflight is answered for the origin, not for the resource: nothing about it is looked up. */
 	evhttp_add_header(h, "Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
@@ -256,26 +251,27 @@ void gw_http_preflight(struct evhttp_request *req, const char *rid)
 	evhttp_add_header(h, "Access-Control-Allow-Credentials", "true");
 	evhttp_add_header(h, "Access-Control-Allow-Methods", "GET, HEAD");
 	evhttp_add_header(h, "Access-Control-Allow-Headers", "Authorization, If-None-Match, Prefer, X-Request-Id");
-	evhttp_add_header(h, "Access-Control-Max-Age", proc.cors_max_age);
+	evhttp_add_header(h, "Access-Control-Max-Age", hc->cors_max_age); /* hc != NULL: origin was allowed */
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	if (rid) evhttp_add_header(h, "X-Request-Id", rid);
-	gw_http_access_log(req, rid, 204, 0);
+	gw_http_access_log(hc, req, rid, 204, 0);
 	evhttp_send_reply(req, 204, "No Content", NULL);
 }
 
 /* ---- the access log ---- */
 
-/* What the caller about to answer knows and this file does not (proc.note): the resolved client, when
+/* What the caller about to answer knows and this file does not (hc->note): the resolved client, when
  * the request arrived, why it ends. Set just before an answer, consumed (cleared) by it; one loop, one
- * answer at a time, so one note per process is enough. */
+ * answer at a time, so one note per server is enough. */
 
-void gw_http_access_note(const char *client, int64_t start_ms, const char *reason)
+void gw_http_access_note(gw_http_ctx *hc, const char *client, int64_t start_ms, const char *reason)
 {
-	proc.note.set = client != NULL || reason != NULL;
-	snprintf(proc.note.client, sizeof proc.note.client, "%s", client ? client : "");
-	proc.note.start_ms = start_ms;
-	proc.note.reason = reason;
+	if (hc == NULL) return;
+	hc->note.set = client != NULL || reason != NULL;
+	snprintf(hc->note.client, sizeof hc->note.client, "%s", client ? client : "");
+	hc->note.start_ms = start_ms;
+	hc->note.reason = reason;
 }
 
 void gw_http_format_addr(const uint8_t addr[16], char *out, size_t cap)
@@ -320,22 +316,21 @@ static const char *default_reason(int code)
 	}
 }
 
-void gw_http_access_log(struct evhttp_request *req, const char *rid, int code, size_t bytes)
+void gw_http_access_log(gw_http_ctx *hc, struct evhttp_request *req, const char *rid, int code, size_t bytes)
 {
 	char client[64] = "";
 	int64_t hold_ms = 0;
 	const char *reason;
+	bool noted = hc != NULL && hc->note.set;
 
-	if (!cm_log_access_enabled() || req == NULL) {
-		proc.note.set = false;
-		return;
-	}
+	if (hc) hc->note.set = false; /* consumed by this answer, logged or not */
+	if (!cm_log_access_enabled() || req == NULL) return;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	int64_t id = 0;
 	gw_route route = path ? gw_http_route(path, &id) : GW_ROUTE_NONE;
-	if (proc.note.set && proc.note.client[0]) {
-		snprintf(client, sizeof client, "%s", proc.note.client);
+	if (noted && hc->note.client[0]) {
+		snprintf(client, sizeof client, "%s", hc->note.client);
 	} else {
 		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 		char *host = NULL;
@@ -343,17 +338,16 @@ void gw_http_access_log(struct evhttp_request *req, const char *rid, int code, s
 		if (evcon) evhttp_connection_get_peer(evcon, &host, &port);
 		snprintf(client, sizeof client, "%s", host ? host : "");
 	}
-	if (proc.note.set && proc.note.start_ms > 0) hold_ms = cm_mono_ms() - proc.note.start_ms;
-	reason = proc.note.set && proc.note.reason ? proc.note.reason : default_reason(code);
-	proc.note.set = false;
+	if (noted && hc->note.start_ms > 0) hold_ms = cm_mono_ms() - hc->note.start_ms;
+	reason = noted && hc->note.reason ? hc->note.reason : default_reason(code);
 	/* client is an address (inet_ntop or evhttp's numeric peer): bare; the path is the client's: quoted */
 	cm_log_access(rid, "access client=%s method=%s route=%s path=%s status=%d hold_ms=%" PRId64 " bytes=%zu reason=%s",
 	              client[0] ? client : "-", method_text(evhttp_request_get_command(req)), gw_http_route_name(route), CM_Q(path),
 	              code, hold_ms, bytes, reason);
 }
 
-void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const char *etag, const char *body,
-                   size_t len, unsigned flags)
+void gw_http_reply(gw_http_ctx *hc, struct evhttp_request *req, const char *rid, int code, const char *etag,
+                   const char *body, size_t len, unsigned flags)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *buf = NULL;
@@ -369,7 +363,7 @@ void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const 
 	case 503: reason = "Service Unavailable"; break;
 	default: break;
 	}
-	add_cors(req, h, "Origin");
+	add_cors(hc, req, h, "Origin");
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff"); /* a browser never reads a body as HTML */
 	if (rid) evhttp_add_header(h, "X-Request-Id", rid);
@@ -394,12 +388,12 @@ void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const 
 		}
 	}
 	/* logged before sending: evhttp may free the request inside evhttp_send_reply */
-	gw_http_access_log(req, rid, code, buf ? evbuffer_get_length(buf) : 0);
+	gw_http_access_log(hc, req, rid, code, buf ? evbuffer_get_length(buf) : 0);
 	evhttp_send_reply(req, code, reason, buf);
 	if (buf) evbuffer_free(buf);
 }
 
-void gw_http_error(struct evhttp_request *req, const char *rid, gw_err err, const char *message,
+void gw_http_error(gw_http_ctx *hc, struct evhttp_request *req, const char *rid, gw_err err, const char *message,
                    int64_t retry_after_s, unsigned flags)
 {
 	const char *code = "not_found", *msg = "The requested resource does not exist.";
@@ -430,7 +424,7 @@ void gw_http_error(struct evhttp_request *req, const char *rid, gw_err err, cons
 	}
 	/* code and msg are fixed ASCII sentences without quotes or backslashes: no escaping needed. */
 	int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
-	gw_http_reply(req, rid, (int)err, NULL, body, (size_t)n, flags);
+	gw_http_reply(hc, req, rid, (int)err, NULL, body, (size_t)n, flags);
 }
 
 /* ---- answers evhttp gives by itself ----
@@ -467,7 +461,7 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
 		proc.on_parse_error(proc.owner, req, error);
 		return;
 	}
-	gw_http_error(req, NULL, GW_ERR_BAD_REQUEST,
+	gw_http_error(NULL, req, NULL, GW_ERR_BAD_REQUEST,
 	              error == 413 ? "A request must not carry a body." : "The request line or headers are malformed.", 0,
 	              GW_REPLY_CLOSE);
 }

@@ -71,41 +71,59 @@ typedef enum {
 
 #define GW_REPLY_CLOSE 1u /* add Connection: close */
 
+/* What answers need to know besides the request: the CORS policy of the running config and the
+ * access-log note of the answer about to go out. One per server (each worker has its own), owned by the
+ * caller and passed to every function below that answers; the registry gets the same one through its
+ * reply function's argument (registry-io.h). NULL means CORS off and no note. */
+typedef struct gw_http_ctx {
+	const char *cors_origins; /* borrowed from the running config; NULL = CORS off */
+	char cors_max_age[24];    /* Access-Control-Max-Age as sent */
+	struct {
+		bool set;
+		char client[48];
+		int64_t start_ms;
+		const char *reason;
+	} note; /* see gw_http_access_note */
+} gw_http_ctx;
+
+/* An empty context: CORS off, no note. */
+void gw_http_ctx_init(gw_http_ctx *hc);
+
 /* CORS. `origins` is the cors_origins value (space-separated exact origins, "" or NULL = CORS off); the
  * string must outlive every reply until the next call (the server calls this on start and reload).
  * When on, every answer from gw_http_reply() carries Vary: Origin, and an answer to a listed Origin
  * also carries Access-Control-Allow-Origin (that origin), -Allow-Credentials and -Expose-Headers:
  * on 200, 304, 401, 404 alike, so a browser can read every outcome. */
-void gw_http_set_cors(const char *origins, int64_t max_age_s);
+void gw_http_set_cors(gw_http_ctx *hc, const char *origins, int64_t max_age_s);
 
 /* Is `origin` exactly one of the space-separated `list`? (false for NULL or empty.) */
 bool gw_http_origin_listed(const char *list, const char *origin);
 
 /* Is this OPTIONS request a CORS preflight we answer (CORS on, listed Origin, Access-Control-Request-
  * Method GET or HEAD)? Then gw_http_preflight() sends the 204. */
-bool gw_http_is_preflight(struct evhttp_request *req);
-void gw_http_preflight(struct evhttp_request *req, const char *rid);
+bool gw_http_is_preflight(const gw_http_ctx *hc, struct evhttp_request *req);
+void gw_http_preflight(gw_http_ctx *hc, struct evhttp_request *req, const char *rid);
 
 /* Send one answer. `etag` (quoted) may be NULL; body may be NULL for none (always none for 304).
  * Takes nothing; copies the body. */
-void gw_http_reply(struct evhttp_request *req, const char *rid, int code, const char *etag, const char *body,
-                   size_t len, unsigned flags);
+void gw_http_reply(gw_http_ctx *hc, struct evhttp_request *req, const char *rid, int code, const char *etag,
+                   const char *body, size_t len, unsigned flags);
 
 /* The access log (cm_log_access: off unless access_log is set). gw_http_reply() and the preflight write
  * one line per answer: rid, client, method, route, path, status, hold_ms, bytes (body), reason. A caller
  * that knows more than the request says sets a note just before answering: the resolved client (NULL:
  * the socket peer), when the request arrived (cm_mono_ms(), 0: unknown) and why it ends (a static
- * string; NULL: from the status). The next line consumes the note; gw_http_access_note(NULL, 0, NULL)
+ * string; NULL: from the status). The next line consumes the note; gw_http_access_note(hc, NULL, 0, NULL)
  * clears it. gw_http_access_log() writes a line for an answer sent some other way (code 0: the client
  * left without one). */
-void gw_http_access_note(const char *client, int64_t start_ms, const char *reason);
-void gw_http_access_log(struct evhttp_request *req, const char *rid, int code, size_t bytes);
+void gw_http_access_note(gw_http_ctx *hc, const char *client, int64_t start_ms, const char *reason);
+void gw_http_access_log(gw_http_ctx *hc, struct evhttp_request *req, const char *rid, int code, size_t bytes);
 /* A 16-byte client key (IPv4 mapped into IPv6) as text. */
 void gw_http_format_addr(const uint8_t addr[16], char *out, size_t cap);
 
 /* Send the JSON error shape for `err`. `message` overrides the standard sentence (400 uses it to say
  * what was wrong; never pass database or internal text). retry_after_s > 0 adds Retry-After. */
-void gw_http_error(struct evhttp_request *req, const char *rid, gw_err err, const char *message,
+void gw_http_error(gw_http_ctx *hc, struct evhttp_request *req, const char *rid, gw_err err, const char *message,
                    int64_t retry_after_s, unsigned flags);
 
 /* The server of this process (the one per-process exception, see http.c): `owner` is handed back to

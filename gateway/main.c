@@ -27,6 +27,7 @@
 #include "db/pool.h"
 #include "gateway/config.h"
 #include "gateway/metrics.h"
+#include "gateway/registry-io.h"
 #include "gateway/server.h"
 #include "gateway/shared.h"
 #include "gateway/supervisor.h"
@@ -48,6 +49,7 @@ typedef struct app {
 	db_pool *pool;
 	db_listen *listen;
 	db_logical *logical; /* hint_source = logical (then listen is NULL) */
+	gw_reg_evhttp out; /* what the registry reads through and answers with; the server answers with out.http */
 	gw_registry *reg;
 	gw_server *srv;
 	gw_shm *shm; /* workers > 1: the memory shared with the others (this worker's mapping), else NULL */
@@ -428,9 +430,10 @@ int main(int argc, char **argv)
 		.arg = &a,
 	};
 	bool logical = strcmp(a.cfg->hint_source, "logical") == 0;
-	if ((a.pool = db_pool_new(a.base, &po)) == NULL || (a.reg = gw_reg_new(a.base, a.cfg, a.pool)) == NULL ||
+	gw_http_ctx_init(&a.out.http);
+	if ((a.pool = a.out.pool = db_pool_new(a.base, &po)) == NULL || (a.reg = gw_reg_new(a.base, a.cfg, &a.out)) == NULL ||
 	    (logical ? (a.logical = db_logical_new(a.base, &lgo)) == NULL : (a.listen = db_listen_new(a.base, &lo)) == NULL) ||
-	    (a.srv = gw_server_new(a.base, a.cfg, a.reg, a.pool, a.listen)) == NULL) {
+	    (a.srv = gw_server_new(a.base, a.cfg, a.reg, a.pool, a.listen, &a.out.http)) == NULL) {
 		log_error("start-up failed reason=\"out of memory\"");
 		app_free(&a);
 		return 1;

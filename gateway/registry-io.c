@@ -21,17 +21,17 @@
 
 static int io_query(void *arg, const char *sql, int nparams, const char *const *params, db_result_cb cb, void *cbarg)
 {
-	return db_pool_query(arg, sql, nparams, params, cb, cbarg);
+	return db_pool_query(((gw_reg_evhttp *)arg)->pool, sql, nparams, params, cb, cbarg);
 }
 
 static int io_connected(void *arg)
 {
-	return db_pool_connected(arg);
+	return db_pool_connected(((gw_reg_evhttp *)arg)->pool);
 }
 
 static int io_idle(void *arg)
 {
-	return db_pool_idle(arg);
+	return db_pool_idle(((gw_reg_evhttp *)arg)->pool);
 }
 
 /* evhttp freed the connection under us (should not happen while we hold it; belt and braces). */
@@ -98,34 +98,34 @@ static void io_reply(void *arg, gw_waiter *w, int code, const pol_view *v, unsig
 	struct evhttp_request *req = w->req;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	const conf *cfg = gw_reg_conf(w->reg);
-	(void)arg;
+	gw_http_ctx *hc = &((gw_reg_evhttp *)arg)->http;
 	if (cm_log_access_enabled()) {
 		char client[48];
 		gw_http_format_addr(w->client_addr, client, sizeof client);
-		gw_http_access_note(client, w->start_ms, reason);
+		gw_http_access_note(hc, client, w->start_ms, reason);
 	}
 	if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
 	switch (code) {
 	case 200:
-		gw_http_reply(req, w->rid, 200, v->etag, v->body, v->body_len, flags); /* evhttp sends no body for HEAD */
+		gw_http_reply(hc, req, w->rid, 200, v->etag, v->body, v->body_len, flags); /* evhttp sends no body for HEAD */
 		break;
-	case 304: gw_http_reply(req, w->rid, 304, v->etag, NULL, 0, flags); break;
-	case 401: gw_http_error(req, w->rid, GW_ERR_UNAUTHORIZED, NULL, 0, flags); break;
-	case 404: gw_http_error(req, w->rid, GW_ERR_NOT_FOUND, NULL, 0, flags); break;
-	case 429: gw_http_error(req, w->rid, GW_ERR_TOO_MANY, NULL, cfg->retry_after_s, flags); break;
-	default: gw_http_error(req, w->rid, GW_ERR_UNAVAILABLE, NULL, cfg->retry_after_s, flags); break;
+	case 304: gw_http_reply(hc, req, w->rid, 304, v->etag, NULL, 0, flags); break;
+	case 401: gw_http_error(hc, req, w->rid, GW_ERR_UNAUTHORIZED, NULL, 0, flags); break;
+	case 404: gw_http_error(hc, req, w->rid, GW_ERR_NOT_FOUND, NULL, 0, flags); break;
+	case 429: gw_http_error(hc, req, w->rid, GW_ERR_TOO_MANY, NULL, cfg->retry_after_s, flags); break;
+	default: gw_http_error(hc, req, w->rid, GW_ERR_UNAVAILABLE, NULL, cfg->retry_after_s, flags); break;
 	}
 }
 
 static void io_drop(void *arg, gw_waiter *w)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(w->req);
-	(void)arg;
+	gw_http_ctx *hc = &((gw_reg_evhttp *)arg)->http;
 	if (cm_log_access_enabled()) {
 		char client[48];
 		gw_http_format_addr(w->client_addr, client, sizeof client);
-		gw_http_access_note(client, w->start_ms, "disconnect");
-		gw_http_access_log(w->req, w->rid, 0, 0);
+		gw_http_access_note(hc, client, w->start_ms, "disconnect");
+		gw_http_access_log(hc, w->req, w->rid, 0, 0);
 	}
 	if (evcon) {
 		evhttp_connection_set_closecb(evcon, NULL, NULL);
@@ -133,14 +133,14 @@ static void io_drop(void *arg, gw_waiter *w)
 	}
 }
 
-gw_reg_io gw_reg_io_evhttp(struct db_pool *pool)
+gw_reg_io gw_reg_io_evhttp(gw_reg_evhttp *e)
 {
-	gw_reg_io io = {io_query, io_connected, io_idle, io_attach, io_readable, io_reply, io_drop, pool};
+	gw_reg_io io = {io_query, io_connected, io_idle, io_attach, io_readable, io_reply, io_drop, e};
 	return io;
 }
 
-gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool *pool)
+gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, gw_reg_evhttp *e)
 {
-	gw_reg_io io = gw_reg_io_evhttp(pool);
+	gw_reg_io io = gw_reg_io_evhttp(e);
 	return gw_reg_new_io(base, cfg, &io);
 }

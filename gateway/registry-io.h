@@ -11,6 +11,7 @@
 #include <event2/util.h>
 
 #include "db/pool.h"
+#include "gateway/http.h"
 #include "policy/policy.h"
 
 struct gw_waiter;
@@ -36,7 +37,14 @@ typedef struct gw_reg_io {
 	void *arg;
 } gw_reg_io;
 
-/* The production seam: reads through `pool` (borrowed), answers through evhttp. */
-gw_reg_io gw_reg_io_evhttp(struct db_pool *pool);
+/* The production seam's argument: where reads go and what answers need. Owned by the caller (gateway/
+ * main.c), it outlives the registry; the server answers with the same `http` (server.h). */
+typedef struct gw_reg_evhttp {
+	struct db_pool *pool; /* borrowed */
+	gw_http_ctx http;     /* the CORS policy of the running config and the access-log note */
+} gw_reg_evhttp;
+
+/* The production seam: reads through e->pool, answers through evhttp with e->http. */
+gw_reg_io gw_reg_io_evhttp(gw_reg_evhttp *e);
 
 #endif

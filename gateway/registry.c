@@ -110,8 +110,9 @@ void gw_reg_notify_access(gw_registry *r, int64_t user_id)
 		recheck_held_tokens(r, u);
 		return;
 	}
-	for (size_t i = 0; i < r->subs.nbuckets; i++)
-		for (cm_hnode *n = r->subs.buckets[i]; n; n = n->next) distrust_verdict((gw_sub *)(void *)n);
+	cm_hmap_iter it;
+	for (cm_hnode *n = cm_hmap_first(&r->subs, &it); n; n = cm_hmap_next(&it))
+		distrust_verdict(CM_CONTAINER_OF(n, gw_sub, node));
 }
 
 
@@ -131,14 +132,13 @@ void gw_reg_listen_up(gw_registry *r)
 	 * entitlement verdict made before now is trusted any more. Held tokens are looked up again at once (a
 	 * revoked one gets its 401 now), verdicts with the re-read of every held resource below. */
 	auth_cache_invalidate_user(r->tokens, -1);
-	for (size_t i = 0; i < r->subs.nbuckets; i++) {
-		for (cm_hnode *n = r->subs.buckets[i]; n; n = n->next) {
-			gw_sub *s = (gw_sub *)(void *)n;
-			gw_waiter *x;
-			s->checked_ms = INT64_MIN / 2;
-			TAILQ_FOREACH(x, &s->held, link) gw_token_recheck(r, x->token);
-			TAILQ_FOREACH(x, &s->answering, link) gw_token_recheck(r, x->token);
-		}
+	cm_hmap_iter it;
+	for (cm_hnode *n = cm_hmap_first(&r->subs, &it); n; n = cm_hmap_next(&it)) {
+		gw_sub *s = CM_CONTAINER_OF(n, gw_sub, node);
+		gw_waiter *x;
+		s->checked_ms = INT64_MIN / 2;
+		TAILQ_FOREACH(x, &s->held, link) gw_token_recheck(r, x->token);
+		TAILQ_FOREACH(x, &s->answering, link) gw_token_recheck(r, x->token);
 	}
 	/* Notifications sent while the session was down are lost: read every held resource again. */
 	gw_for_each_watch(r, reread_after_reconnect);

@@ -27,7 +27,9 @@
 #include "gateway/http.h"
 #include "gateway/answer.h"
 #include "gateway/decide.h"
+#include "gateway/hold.h"
 #include "gateway/reread.h"
+#include "gateway/rows.h"
 #include "gateway/watch-internal.h"
 
 typedef struct read_batch {
@@ -124,10 +126,7 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 	}
 	if (changed && w->notified_ms) {
 		double ms = (double)(now - w->notified_ms);
-		static const double bounds[9] = {1, 5, 10, 25, 50, 100, 250, 500, 1000};
-		int i = 0;
-		while (i < 9 && ms > bounds[i]) i++;
-		r->st.wake_hist[i]++;
+		r->st.wake_hist[cm_hist_bucket(&gw_hist_wake, ms / 1000.0)]++;
 		r->st.wake_sum_ms += ms;
 		r->st.wake_count++;
 	}
@@ -186,18 +185,16 @@ static void on_kind_result(void *arg, const PGresult *res, const char *err)
 		if (b->kind == GW_RUN) {
 			db_run_row row;
 			if (db_parse_run_row(res, i, &row, perr, sizeof perr) != 0) goto bad;
-			pol_run pr = {row.id, row.workspace_id, row.tenant_id, row.type, row.status, row.outcome,
-			              row.summary_counts, row.failure_summary, row.created_at, row.started_at,
-			              row.completed_at};
+			pol_run pr;
+			gw_run_from_db(&row, &pr);
 			rc = pol_run_view(&r->cfg->policy, &pr, row.now, &v);
 			id = row.id;
 			ent = row.entitled;
 		} else {
 			db_pack_row row;
 			if (db_parse_pack_row(res, i, &row, perr, sizeof perr) != 0) goto bad;
-			pol_pack pp = {row.present, row.id, row.workspace_id, row.tenant_id, row.operation_run_id,
-			               row.status, row.generated_at, row.expires_at, row.file_size, row.created_at,
-			               row.updated_at};
+			pol_pack pp;
+			gw_pack_from_db(&row, &pp);
 			rc = pol_pack_view(&r->cfg->policy, &pp, row.now, &v);
 			id = row.tenant_id;
 			ent = row.entitled;
@@ -405,12 +402,7 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 	}
 	r->st.reads[kind]++;
 	r->st.read_resources[kind] += b->n;
-	{
-		static const size_t bounds[7] = {1, 10, 50, 100, 250, 500, 1000};
-		int i = 0;
-		while (i < 7 && b->n > bounds[i]) i++;
-		r->st.batch_hist[i]++;
-	}
+	r->st.batch_hist[cm_hist_bucket(&gw_hist_batch, (double)b->n)]++;
 	if (db_batch_params_finish(&b->params) != 0) {
 		on_kind_result(b, NULL, "out of memory");
 		return;

@@ -58,6 +58,7 @@ struct gw_server {
 	struct db_listen *listen;
 	struct db_logical *logical; /* borrowed; set with hint_source = logical, then `listen` is NULL */
 	struct evhttp *http;
+	gw_http_ctx *http_out; /* borrowed: CORS and the access-log note, shared with the registry's replies */
 	struct evhttp_bound_socket *bound;
 	bool draining;
 	uint64_t rid_key;
@@ -288,7 +289,7 @@ static void reply_json(gw_server *s, struct evhttp_request *req, gw_route route,
                        const char *body, unsigned flags)
 {
 	count(s, route, code);
-	gw_http_reply(req, rid, code, NULL, body, strlen(body), flags);
+	gw_http_reply(s->http_out, req, rid, code, NULL, body, strlen(body), flags);
 }
 
 static void reply_error(gw_server *s, struct evhttp_request *req, gw_route route, const char *rid, gw_err err,
@@ -296,7 +297,7 @@ static void reply_error(gw_server *s, struct evhttp_request *req, gw_route route
 {
 	int64_t retry = (err == GW_ERR_UNAVAILABLE || err == GW_ERR_TOO_MANY) ? s->cfg->retry_after_s : 0;
 	count(s, route, (int)err);
-	gw_http_error(req, rid, err, msg, retry, flags);
+	gw_http_error(s->http_out, req, rid, err, msg, retry, flags);
 }
 
 /* The hint session in use: the LISTEN session, or with hint_source = logical the replication stream. */
@@ -328,7 +329,7 @@ static void serve_metrics(gw_server *s, struct evhttp_request *req, const char *
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "X-Request-Id", rid);
 	count(s, GW_ROUTE_METRICS, 200);
-	gw_http_access_log(req, rid, 200, evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ? 0 : evbuffer_get_length(buf));
+	gw_http_access_log(s->http_out, req, rid, 200, evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ? 0 : evbuffer_get_length(buf));
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
 		char n[24];
 		snprintf(n, sizeof n, "%zu", evbuffer_get_length(buf));
@@ -405,7 +406,7 @@ static void serve_request(struct evhttp_request *req, void *arg)
 	char *xff = joined_header(in, "X-Forwarded-For");
 	gw_cidr_client_resolve(&c->trusted_proxies, peer, xff, client_key, client_text, sizeof client_text);
 	free(xff);
-	gw_http_access_note(client_text, cm_mono_ms(), NULL);
+	gw_http_access_note(s->http_out, client_text, cm_mono_ms(), NULL);
 
 	gw_route route = gw_http_route(path, &id);
 	rlog_debug(rid, "request method=%s path=%s client=%s", method_name(method), CM_Q(path), client_text);
@@ -418,9 +419,9 @@ static void serve_request(struct evhttp_request *req, void *arg)
 		reply_error(s, req, route, rid, GW_ERR_NOT_FOUND, NULL, 0);
 		return;
 	}
-	if (method == EVHTTP_REQ_OPTIONS && gw_http_is_preflight(req)) {
+	if (method == EVHTTP_REQ_OPTIONS && gw_http_is_preflight(s->http_out, req)) {
 		count(s, route, 204);
-		gw_http_preflight(req, rid);
+		gw_http_preflight(s->http_out, req, rid);
 		return;
 	}
 	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
@@ -435,7 +436,7 @@ static void serve_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (s->draining) {
-		gw_http_access_note(client_text, 0, "drain");
+		gw_http_access_note(s->http_out, client_text, 0, "drain");
 		reply_error(s, req, route, rid, GW_ERR_UNAVAILABLE, NULL, GW_REPLY_CLOSE);
 		return;
 	}
@@ -532,8 +533,9 @@ done:
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
-	serve_request(req, arg);
-	gw_http_access_note(NULL, 0, NULL); /* a request handed to the registry leaves no note behind */
+	gw_server *s = arg;
+	serve_request(req, s);
+	gw_http_access_note(s->http_out, NULL, 0, NULL); /* a request handed to the registry leaves no note behind */
 }
 
 /* ---- lifecycle ---- */
@@ -555,7 +557,7 @@ static void on_parse_error(void *owner, struct evhttp_request *req, int error)
 	count(s, GW_ROUTE_NONE, 400);
 	s->front.protocol_errors++;
 	rlog_debug(rid, "refused by the HTTP parser status=%d", error);
-	gw_http_error(req, rid, GW_ERR_BAD_REQUEST, msg, 0, GW_REPLY_CLOSE);
+	gw_http_error(s->http_out, req, rid, GW_ERR_BAD_REQUEST, msg, 0, GW_REPLY_CLOSE);
 }
 
 static void apply_limits(gw_server *s)
@@ -565,7 +567,7 @@ static void apply_limits(gw_server *s)
 	evhttp_set_timeout_tv(s->http, &tv);
 	evhttp_set_max_headers_size(s->http, (ev_ssize_t)c->max_header_size);
 	evhttp_set_max_body_size(s->http, 64 * 1024);
-	gw_http_set_cors(c->cors_origins, c->cors_max_age_ms / 1000);
+	gw_http_set_cors(s->http_out, c->cors_origins, c->cors_max_age_ms / 1000);
 }
 
 void gw_server_set_logical(gw_server *s, struct db_logical *logical)
@@ -574,7 +576,7 @@ void gw_server_set_logical(gw_server *s, struct db_logical *logical)
 }
 
 gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *reg, struct db_pool *pool,
-                         struct db_listen *listen)
+                         struct db_listen *listen, gw_http_ctx *http_out)
 {
 	gw_server *s = calloc(1, sizeof *s);
 	if (s == NULL) return NULL;
@@ -583,6 +585,7 @@ gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *
 	s->reg = reg;
 	s->pool = pool;
 	s->listen = listen;
+	s->http_out = http_out;
 	TAILQ_INIT(&s->heads_fifo);
 	if (getrandom(&s->rid_key, sizeof s->rid_key, 0) != (ssize_t)sizeof s->rid_key) s->rid_key = (uint64_t)(uintptr_t)s;
 	struct timeval tick = {0, HEADS_TICK_MS * 1000};

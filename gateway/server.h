@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "gateway/config.h"
+#include "gateway/http.h"
 #include "gateway/shared.h"
 #include "gateway/watch.h"
 
@@ -22,9 +23,11 @@ struct db_logical;
 
 typedef struct gw_server gw_server;
 
-/* Create the front. Everything passed is borrowed and must outlive it. */
+/* Create the front. Everything passed is borrowed and must outlive it. `http_out` is what its answers
+ * need (CORS, the access-log note: http.h), the same one the registry answers with (registry-io.h); the
+ * server sets its CORS policy from the config on start and reload. */
 gw_server *gw_server_new(struct event_base *base, const conf *cfg, gw_registry *reg, struct db_pool *pool,
-                         struct db_listen *listen) __attribute__((warn_unused_result));
+                         struct db_listen *listen, gw_http_ctx *http_out) __attribute__((warn_unused_result));
 void gw_server_free(gw_server *s); /* closes every connection; NULL is a no-op */
 
 /* hint_source = logical: readiness follows this session (borrowed) instead of the LISTEN session, and

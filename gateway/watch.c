@@ -42,7 +42,7 @@ static uint64_t watch_hash(gw_kind kind, int64_t id)
 
 static bool watch_eq(const cm_hnode *n, const void *key)
 {
-	const gw_watch *w = (const gw_watch *)(const void *)n;
+	const gw_watch *w = CM_CONTAINER_OF(n, const gw_watch, node);
 	const watch_key *k = key;
 	return w->kind == k->kind && w->id == k->id;
 }
@@ -62,21 +62,22 @@ static uint64_t sub_hash(const gw_watch *w, int64_t user_id)
 
 static bool sub_eq(const cm_hnode *n, const void *key)
 {
-	const gw_sub *s = (const gw_sub *)(const void *)n;
+	const gw_sub *s = CM_CONTAINER_OF(n, const gw_sub, node);
 	const sub_key *k = key;
 	return s->w == k->w && s->user_id == k->user_id;
 }
 
 static bool counter_eq(const cm_hnode *n, const void *key)
 {
-	return memcmp(((const gw_counter *)(const void *)n)->key, key, 16) == 0;
+	return memcmp(CM_CONTAINER_OF(n, const gw_counter, node)->key, key, 16) == 0;
 }
 
 gw_counter *gw_counter_get(cm_hmap *m, const uint8_t key[16], bool create)
 {
 	uint64_t h = cm_hash_bytes(key, 16);
-	gw_counter *c = (gw_counter *)(void *)cm_hmap_find(m, h, counter_eq, key);
-	if (c || !create) return c;
+	cm_hnode *n = cm_hmap_find(m, h, counter_eq, key);
+	gw_counter *c;
+	if (n || !create) return n ? CM_CONTAINER_OF(n, gw_counter, node) : NULL;
 	c = calloc(1, sizeof *c);
 	if (c == NULL) return NULL;
 	memcpy(c->key, key, 16);
@@ -100,7 +101,8 @@ static void on_watch_timer(evutil_socket_t fd, short what, void *arg);
 gw_watch *gw_watch_find(gw_registry *r, gw_kind kind, int64_t id)
 {
 	watch_key k = {kind, id};
-	return (gw_watch *)(void *)cm_hmap_find(&r->watches, watch_hash(kind, id), watch_eq, &k);
+	cm_hnode *n = cm_hmap_find(&r->watches, watch_hash(kind, id), watch_eq, &k);
+	return n ? CM_CONTAINER_OF(n, gw_watch, node) : NULL;
 }
 
 gw_watch *gw_watch_get(gw_registry *r, gw_kind kind, int64_t id)
@@ -122,17 +124,19 @@ gw_watch *gw_watch_get(gw_registry *r, gw_kind kind, int64_t id)
 gw_sub *gw_sub_find(gw_registry *r, gw_watch *w, int64_t user_id)
 {
 	sub_key k = {w, user_id};
-	return (gw_sub *)(void *)cm_hmap_find(&r->subs, sub_hash(w, user_id), sub_eq, &k);
+	cm_hnode *n = cm_hmap_find(&r->subs, sub_hash(w, user_id), sub_eq, &k);
+	return n ? CM_CONTAINER_OF(n, gw_sub, node) : NULL;
 }
 
 static bool user_eq(const cm_hnode *n, const void *key)
 {
-	return ((const gw_user *)(const void *)n)->user_id == *(const int64_t *)key;
+	return CM_CONTAINER_OF(n, const gw_user, node)->user_id == *(const int64_t *)key;
 }
 
 gw_user *gw_user_find(gw_registry *r, int64_t user_id)
 {
-	return (gw_user *)(void *)cm_hmap_find(&r->user_subs, cm_hash_bytes(&user_id, sizeof user_id), user_eq, &user_id);
+	cm_hnode *n = cm_hmap_find(&r->user_subs, cm_hash_bytes(&user_id, sizeof user_id), user_eq, &user_id);
+	return n ? CM_CONTAINER_OF(n, gw_user, node) : NULL;
 }
 
 gw_sub *gw_sub_get(gw_registry *r, gw_watch *w, int64_t user_id)
@@ -302,14 +306,10 @@ static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
 
 void gw_for_each_watch(gw_registry *r, void (*fn)(gw_registry *r, gw_watch *w))
 {
-	for (size_t i = 0; i < r->watches.nbuckets; i++) {
-		cm_hnode *n = r->watches.buckets[i];
-		while (n) {
-			cm_hnode *next = n->next;
-			fn(r, (gw_watch *)(void *)n);
-			n = next;
-		}
-	}
+	cm_hmap_iter it;
+	/* fn may free the watch it is given (the iterator has already stepped past it). */
+	for (cm_hnode *n = cm_hmap_first(&r->watches, &it); n; n = cm_hmap_next(&it))
+		fn(r, CM_CONTAINER_OF(n, gw_watch, node));
 }
 
 

@@ -112,8 +112,10 @@ typedef struct gw_reg_stats {
 	gw_hold_hist hold; /* how long waiters were held, by why they ended */
 } gw_reg_stats;
 
-/* Create the registry. `cfg` and `pool` are borrowed and must outlive it (gw_reg_set_conf swaps cfg). */
-gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct db_pool *pool)
+/* Create the registry with the production seam (registry-io.h: reads through e->pool, answers through
+ * evhttp with e->http). `cfg` and `e` are borrowed and must outlive it (gw_reg_set_conf swaps cfg). */
+struct gw_reg_evhttp;
+gw_registry *gw_reg_new(struct event_base *base, const conf *cfg, struct gw_reg_evhttp *e)
 	__attribute__((warn_unused_result));
 /* The same with the seam given (registry-io.h; copied): how it reads and how it answers. */
 struct gw_reg_io;
