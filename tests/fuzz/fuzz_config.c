@@ -182,10 +182,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			d2 = dump(again);
 			if (strcmp(d1, d2) != 0) fprintf(stderr, "fuzz_config: dump changed on reload:\n%s---\n%s", d1, d2);
 			CHECK(strcmp(d1, d2) == 0);
-			/* A reload of the same values reports no restart-only key as changed. */
-			keep_reports = 0;
-			conf_keep_static(again, c, count_report, NULL);
-			CHECK(keep_reports == 0);
+			/* A reload of the same values reports no restart-only key as changed. Not when the dump
+			 * masked a password: the masked `database` it loads back is rightly a different value (found
+			 * by the fuzzer once the dump began to redact). */
+			if (strstr(d1, "REDACTED") == NULL) {
+				keep_reports = 0;
+				conf_keep_static(again, c, count_report, NULL);
+				CHECK(keep_reports == 0);
+			}
 		}
 		/* A reload against the defaults: restart-only keys are copied back from them. */
 		conf_keep_static(c, defaults, count_report, NULL);

@@ -171,7 +171,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		auth_jwt_claims out;
 		const char *why;
 		int rc = auth_jwt_verify(k, fixed_token, strlen(fixed_token), &none, NOW_US, &out, &why);
-		CHECK(rc == -1 || (n == strlen(SECRET) && memcmp(in, SECRET, n) == 0));
+		/* Accepted only under that secret, up to what HMAC itself cannot tell apart: a key of at most one
+		 * block (64 bytes) is zero-padded to the block, so the secret followed by NUL bytes is the same
+		 * HMAC key (found by the fuzzer; a property of HMAC, not a way in: it still needs the secret). */
+		size_t secret_len = strlen(SECRET), m = n;
+		if (n <= 64)
+			while (m > secret_len && in[m - 1] == 0) m--;
+		CHECK(rc == -1 || (m == secret_len && memcmp(in, SECRET, m) == 0));
 		auth_jwt_key_free(k);
 		break;
 	}
