@@ -24,7 +24,8 @@ done
 if [ ${#where[@]} -eq 0 ] || [ -n "${POLLGATE_HINT_SOURCE:-}" ]; then
 	exec /usr/bin/python3 -m pytest -q -p no:cacheprovider -rfE "${where[@]}" "$@"
 fi
-hint_files=(tests/integration/test_longpoll.py tests/integration/test_jwt.py)
+hint_files=(tests/integration/test_longpoll.py tests/integration/test_jwt.py tests/integration/test_security.py
+	tests/integration/test_denials.py tests/integration/test_security_registry.py)
 rc=0
 /usr/bin/python3 -m pytest -q -p no:cacheprovider -rfE "${where[@]}" "$@" || rc=$?
 echo "== hint-dependent tests again with POLLGATE_HINT_SOURCE=logical: ${hint_files[*]}"

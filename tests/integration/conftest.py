@@ -693,6 +693,9 @@ NOTIFY_ONLY = {
     "test_with_triggers_disabled_a_change_still_arrives_within_the_interval",
     "test_listen_backend_killed_changes_still_arrive",
     "test_change_while_listen_is_down_is_delivered_after_reconnect",
+    # They lose hints by killing the LISTEN backend; test_logical.py kills the walsender instead.
+    "test_token_revoked_while_listen_is_down_gets_401_not_the_new_state",
+    "test_reconnect_looks_every_held_token_up_again",
 }
 
 
