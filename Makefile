@@ -79,7 +79,10 @@ $(BUILD)/%.o: %.c
 # can be tested while another is mid-change. Unlisted tests link every room.
 room_obj = $(patsubst %.c,$(BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 TEST_OBJ_policy  = $(call room_obj,policy/% common/%)
+TEST_OBJ_policy_body  = $(call room_obj,policy/% common/%)
+TEST_OBJ_policy_parse = $(call room_obj,policy/% common/%)
 TEST_OBJ_config  = $(call room_obj,gateway/config.c gateway/conf-% gateway/cidr.c auth/jwt.c policy/% common/%)
+TEST_OBJ_config_files = $(call room_obj,gateway/config.c gateway/conf-% gateway/cidr.c auth/jwt.c policy/% common/%)
 TEST_OBJ_conf_engine = $(call room_obj,gateway/conf-% gateway/cidr.c policy/% common/%)
 TEST_OBJ_conf_types  = $(call room_obj,gateway/conf-% gateway/cidr.c policy/% common/%)
 TEST_OBJ_auth    = $(call room_obj,auth/% policy/% common/%)

@@ -2,7 +2,8 @@
  * tests/unit/test_conf_engine.c — the config engine (gateway/conf-engine.c) on a key table of its own:
  * the line syntax, errors as "NAME:LINE: message" all collected, cross checks (when they run, which line
  * they blame, a default fitted to the file's choice), and the drivers (defaults, keep-static, dump,
- * reference, file reading). The gateway's own keys are tests/unit/test_config.c's.
+ * reference, file reading). The gateway's own keys are tests/unit/test_config.c's
+ * (and test_config_files.c's: their errors, files, --print-config, reload).
  */
 #include <setjmp.h>
 #include <stdarg.h>
