@@ -318,6 +318,9 @@ class Pollgate:
             "log_level": "warn", "max_wait": f"{HOLD_S}s",
         }
         wk, self.workers = self.plan(n)
+        if os.environ.get("BENCH_PEERS_POLLGATE_WORKERS"):  # a fixed count, for comparing worker counts
+            wk = os.environ["BENCH_PEERS_POLLGATE_WORKERS"]
+            self.workers = int(wk)
         if wk is not None:
             self.conf["workers"] = wk
         self.gw = Gateway(self.binary, self.workdir, "pollgate", self.conf)
@@ -615,6 +618,16 @@ def run_row(server, n, r, mode, workdir):
         out["rss_kb"] = {"before": rss0, "held": rss1}
         out["bytes_per_waiter"] = (rss1 - rss0) * 1024 / n
         cpu0, lcpu0 = cpu_s(pids), cpu_s(lg.pids)
+        perf = None
+        if os.environ.get("BENCH_PEERS_PERF"):
+            # a profile of the server during the wake only: BENCH_PEERS_PERF=DIR writes DIR/<server>-<row>.data
+            pdir = Path(os.environ["BENCH_PEERS_PERF"])
+            pdir.mkdir(parents=True, exist_ok=True)
+            perf = subprocess.Popen(["perf", "record", "-q", "--call-graph", os.environ.get("BENCH_PEERS_PERF_CG", "dwarf,16384"), "-F", "2999", "-o",
+                                     str(pdir / f"{server.name}-{n}x{r}-{mode}.data"),
+                                     "-p", ",".join(str(p) for p in pids)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.3)  # perf attaches asynchronously; nothing to await
         tt0 = time.time()
         changes = server.trigger(r, mode)
         tt1 = time.time()
@@ -628,6 +641,12 @@ def run_row(server, n, r, mode, workdir):
                 break
             time.sleep(0.05)
         cpu1, lcpu1 = cpu_s(pids), cpu_s(lg.pids)
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
+        if os.environ.get("BENCH_PEERS_METRICS") and server.name == "pollgate":
+            # the server's own view of the wake (notify-to-answer, batches): BENCH_PEERS_METRICS=FILE
+            Path(os.environ["BENCH_PEERS_METRICS"]).write_text(http_get(server.host, server.port, "/metrics")[1])
         out["server_cpu_s"] = cpu1 - cpu0
         out["loadgen_cpu_s"] = lcpu1 - lcpu0
         rows = lg.dump()

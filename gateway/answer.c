@@ -73,7 +73,7 @@ static void answer_due(gw_registry *r, gw_sub *s, gw_waiter *x, int64_t now_ms, 
 	switch (trust(r, x, now_ms, now_us)) {
 	case AUTH_TRUST_FRESH:
 		r->st.answered_change++;
-		gw_waiter_finish(r, x, 200, &s->w->view);
+		gw_waiter_finish(r, x, 200, s->w);
 		break;
 	case AUTH_TRUST_DEAD:
 		/* Never new state on a credential that has expired or been revoked meanwhile. */
@@ -177,7 +177,7 @@ void gw_answer_drain_watch(gw_registry *r, gw_watch *w)
 		while ((x = TAILQ_FIRST(&s->answering)) != NULL) answer_due(r, s, x, now_ms, now_us);
 		for (x = TAILQ_FIRST(&s->held); x; x = xn) {
 			xn = TAILQ_NEXT(x, link);
-			if (!x->owed) gw_waiter_finish(r, x, 304, &w->view);
+			if (!x->owed) gw_waiter_finish(r, x, 304, w);
 		}
 	}
 }
@@ -194,9 +194,9 @@ void gw_answer_abort_watch(gw_registry *r, gw_watch *w)
 			auth_trust t = trust(r, x, now_ms, now_us);
 			if (t == AUTH_TRUST_FRESH) r->st.answered_change++;
 			gw_waiter_finish(r, x, t == AUTH_TRUST_FRESH ? 200 : t == AUTH_TRUST_DEAD ? 401 : 503,
-			                 t == AUTH_TRUST_FRESH ? &w->view : NULL);
+			                 t == AUTH_TRUST_FRESH ? w : NULL);
 		}
-		while ((x = TAILQ_FIRST(&s->held)) != NULL) gw_waiter_finish(r, x, 304, &w->view);
+		while ((x = TAILQ_FIRST(&s->held)) != NULL) gw_waiter_finish(r, x, 304, w);
 		while ((x = TAILQ_FIRST(&s->pending)) != NULL) gw_waiter_finish(r, x, 503, NULL);
 	}
 }

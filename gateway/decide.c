@@ -121,11 +121,11 @@ static void decide(gw_registry *r, gw_sub *s, gw_waiter *w)
 		return;
 	}
 	if (!client_matches(w, wt->view.etag)) {
-		gw_waiter_finish(r, w, 200, &wt->view);
+		gw_waiter_finish(r, w, 200, wt);
 		return;
 	}
 	if (!wt->view.active || wt->closed || w->wait_ms == 0 || r->draining) {
-		gw_waiter_finish(r, w, 304, &wt->view);
+		gw_waiter_finish(r, w, 304, wt);
 		return;
 	}
 	hold(r, s, w);

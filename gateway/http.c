@@ -11,6 +11,8 @@
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h> /* only for a request's HTTP version, see evhttp_send_error */
 #include <event2/keyvalq_struct.h>
@@ -214,8 +216,8 @@ bool gw_http_origin_listed(const char *list, const char *origin)
 	return false;
 }
 
-/* The request's Origin when CORS is on and it is listed, else NULL. */
-static const char *cors_allowed_origin(const gw_http_ctx *hc, struct evhttp_request *req)
+/* see http.h */
+const char *gw_http_cors_origin(const gw_http_ctx *hc, struct evhttp_request *req)
 {
 	if (hc == NULL || hc->cors_origins == NULL) return NULL;
 	const char *origin = evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
@@ -226,7 +228,7 @@ static void add_cors(const gw_http_ctx *hc, struct evhttp_request *req, struct e
 {
 	if (hc == NULL || hc->cors_origins == NULL) return;
 	evhttp_add_header(h, "Vary", vary);
-	const char *origin = cors_allowed_origin(hc, req);
+	const char *origin = gw_http_cors_origin(hc, req);
 	if (origin == NULL) return;
 	evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
 	evhttp_add_header(h, "Access-Control-Allow-Credentials", "true");
@@ -235,7 +237,7 @@ static void add_cors(const gw_http_ctx *hc, struct evhttp_request *req, struct e
 
 bool gw_http_is_preflight(const gw_http_ctx *hc, struct evhttp_request *req)
 {
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_OPTIONS || cors_allowed_origin(hc, req) == NULL) return false;
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_OPTIONS || gw_http_cors_origin(hc, req) == NULL) return false;
 	const char *m = evhttp_find_header(evhttp_request_get_input_headers(req), "Access-Control-Request-Method");
 	return m != NULL && (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0);
 }
@@ -243,7 +245,7 @@ bool gw_http_is_preflight(const gw_http_ctx *hc, struct evhttp_request *req)
 void gw_http_preflight(gw_http_ctx *hc, struct evhttp_request *req, const char *rid)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	const char *origin = cors_allowed_origin(hc, req);
+	const char *origin = gw_http_cors_origin(hc, req);
 
 	/* A preflight is answered for the origin, not for the resource: nothing about it is looked up. */
 	evhttp_add_header(h, "Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
@@ -391,6 +393,24 @@ void gw_http_reply(gw_http_ctx *hc, struct evhttp_request *req, const char *rid,
 	gw_http_access_log(hc, req, rid, code, buf ? evbuffer_get_length(buf) : 0);
 	evhttp_send_reply(req, code, reason, buf);
 	if (buf) evbuffer_free(buf);
+}
+
+void gw_http_flush(gw_http_ctx *hc, struct evhttp_connection *evcon, const struct evhttp_request *req)
+{
+	if (evcon == NULL || (hc && hc->in_callback == req)) return;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	struct evbuffer *out = bufferevent_get_output(bev);
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	if (fd < 0 || evbuffer_get_length(out) == 0) return;
+	/* bufferevent_socket keeps the buffer's start frozen except around its own writes: do as it does */
+	evbuffer_unfreeze(out, 1);
+	int n = evbuffer_write(out, fd);
+	evbuffer_freeze(out, 1);
+	/* All of it went: what the write event would do next is run evhttp's write callback, which finishes
+	 * the request (frees it; reads the next one, or closes). bufferevent_trigger runs it now; the write
+	 * event evhttp armed is disarmed in there before the loop polls again. Anything short of that
+	 * (partial, EAGAIN, an error) stays with the bufferevent, which reports it as it always would. */
+	if (n > 0 && evbuffer_get_length(out) == 0) bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
 }
 
 void gw_http_error(gw_http_ctx *hc, struct evhttp_request *req, const char *rid, gw_err err, const char *message,

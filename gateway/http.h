@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct evhttp_connection;
 struct evhttp_request;
 struct evkeyvalq;
 
@@ -84,6 +85,11 @@ typedef struct gw_http_ctx {
 		int64_t start_ms;
 		const char *reason;
 	} note; /* see gw_http_access_note */
+	/* The request whose evhttp callback is running (set by the server around it), or NULL: the one
+	 * request gw_http_flush must leave to evhttp. */
+	const struct evhttp_request *in_callback;
+	char date[40]; /* the Date value of answers rendered this second (render.c) */
+	int64_t date_s;
 } gw_http_ctx;
 
 /* An empty context: CORS off, no note. */
@@ -95,6 +101,9 @@ void gw_http_ctx_init(gw_http_ctx *hc);
  * also carries Access-Control-Allow-Origin (that origin), -Allow-Credentials and -Expose-Headers:
  * on 200, 304, 401, 404 alike, so a browser can read every outcome. */
 void gw_http_set_cors(gw_http_ctx *hc, const char *origins, int64_t max_age_s);
+
+/* The request's Origin when CORS is on and it is listed, else NULL. */
+const char *gw_http_cors_origin(const gw_http_ctx *hc, struct evhttp_request *req);
 
 /* Is `origin` exactly one of the space-separated `list`? (false for NULL or empty.) */
 bool gw_http_origin_listed(const char *list, const char *origin);
@@ -108,6 +117,14 @@ void gw_http_preflight(gw_http_ctx *hc, struct evhttp_request *req, const char *
  * Takes nothing; copies the body. */
 void gw_http_reply(gw_http_ctx *hc, struct evhttp_request *req, const char *rid, int code, const char *etag,
                    const char *body, size_t len, unsigned flags);
+
+/* Write an answer evhttp has queued on `evcon` now, and let evhttp finish the request (keep-alive: read
+ * the next one; else close) before returning, instead of a loop iteration later. Saves the epoll round
+ * trip evhttp takes per answer (the socket armed for writing, reported, disarmed), which is most of a
+ * wake's cost beside the write itself. Only for a connection whose evhttp callback is not running (hc's
+ * in_callback): evhttp frees the request in here. What the socket does not take at once is left to evhttp,
+ * which writes it when the socket is writable, as without this. */
+void gw_http_flush(gw_http_ctx *hc, struct evhttp_connection *evcon, const struct evhttp_request *req);
 
 /* The access log (cm_log_access: off unless access_log is set). gw_http_reply() and the preflight write
  * one line per answer: rid, client, method, route, path, status, hold_ms, bytes (body), reason. A caller

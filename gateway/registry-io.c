@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "gateway/http.h"
+#include "gateway/render.h"
 #include "gateway/waiter.h"
 #include "gateway/watch.h"
 
@@ -93,7 +94,8 @@ static int io_readable(void *arg, gw_waiter *w, evutil_socket_t fd)
 	return 0;
 }
 
-static void io_reply(void *arg, gw_waiter *w, int code, const pol_view *v, unsigned flags, const char *reason)
+static void io_reply(void *arg, gw_waiter *w, int code, const pol_view *v, void **render, unsigned flags,
+                     const char *reason)
 {
 	struct evhttp_request *req = w->req;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
@@ -107,14 +109,17 @@ static void io_reply(void *arg, gw_waiter *w, int code, const pol_view *v, unsig
 	if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
 	switch (code) {
 	case 200:
-		gw_http_reply(hc, req, w->rid, 200, v->etag, v->body, v->body_len, flags); /* evhttp sends no body for HEAD */
-		break;
-	case 304: gw_http_reply(hc, req, w->rid, 304, v->etag, NULL, 0, flags); break;
+	case 304:
+		/* One rendering per version, shared by every waiter answered with it (render.h). */
+		if (render && *render == NULL) *render = gw_render_new(v->etag, v->body_len);
+		gw_render_send(hc, req, w->rid, code, render ? *render : NULL, v->etag, v->body, v->body_len, flags);
+		return;
 	case 401: gw_http_error(hc, req, w->rid, GW_ERR_UNAUTHORIZED, NULL, 0, flags); break;
 	case 404: gw_http_error(hc, req, w->rid, GW_ERR_NOT_FOUND, NULL, 0, flags); break;
 	case 429: gw_http_error(hc, req, w->rid, GW_ERR_TOO_MANY, NULL, cfg->retry_after_s, flags); break;
 	default: gw_http_error(hc, req, w->rid, GW_ERR_UNAVAILABLE, NULL, cfg->retry_after_s, flags); break;
 	}
+	gw_http_flush(hc, evcon, req); /* req may be freed from here on */
 }
 
 static void io_drop(void *arg, gw_waiter *w)

@@ -28,9 +28,12 @@ typedef struct gw_reg_io {
 	evutil_socket_t (*attach)(void *arg, struct gw_waiter *w);
 	/* The socket is readable while the waiter waits (pipelined bytes, or the client left): -1 gone. */
 	int (*readable)(void *arg, struct gw_waiter *w, evutil_socket_t fd);
-	/* Answer the waiter (once; it is already off every registry list). 200/304 carry `v`. `flags` are
-	 * GW_REPLY_* (http.h); `reason` is the hold reason's name, for the access log. */
-	void (*reply)(void *arg, struct gw_waiter *w, int code, const pol_view *v, unsigned flags,
+	/* Answer the waiter (once; it is already off every registry list). 200/304 carry `v`. `render` is
+	 * the watch's slot for what the seam renders once per view and reuses for every answer of it (NULL
+	 * without a view): one malloc'd block or NULL, which the registry free()s when the view changes or
+	 * the watch goes. `flags` are GW_REPLY_* (http.h); `reason` is the hold reason's name, for the
+	 * access log. */
+	void (*reply)(void *arg, struct gw_waiter *w, int code, const pol_view *v, void **render, unsigned flags,
 	              const char *reason);
 	/* The client left: free its connection without answering. */
 	void (*drop)(void *arg, struct gw_waiter *w);

@@ -105,13 +105,13 @@ static void apply_read(gw_registry *r, read_batch *b, gw_watch *w, pol_view *nv,
 	if (!(w->closed && w->have == HAVE_ROW)) {
 		if (present) {
 			changed = w->have != HAVE_ROW || strcmp(w->view.etag, nv->etag) != 0;
-			pol_view_clear(&w->view);
+			gw_watch_clear_view(w);
 			w->view = *nv;
 			memset(nv, 0, sizeof *nv);
 			w->have = HAVE_ROW;
 		} else {
 			changed = w->have == HAVE_ROW;
-			pol_view_clear(&w->view);
+			gw_watch_clear_view(w);
 			w->have = HAVE_MISSING;
 		}
 	}

@@ -534,7 +534,9 @@ done:
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	gw_server *s = arg;
+	s->http_out->in_callback = req;
 	serve_request(req, s);
+	s->http_out->in_callback = NULL;
 	gw_http_access_note(s->http_out, NULL, 0, NULL); /* a request handed to the registry leaves no note behind */
 }
 

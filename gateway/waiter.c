@@ -57,9 +57,10 @@ static void waiter_detach(gw_registry *r, gw_waiter *w)
 	r->outstanding--;
 }
 
-/* Answer and free a waiter. `what` is the status; for 200/304 the watch's view is used. */
-void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
+/* Answer and free a waiter with status `code`; a 200/304 carries the view of `wt` (else NULL). */
+void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, gw_watch *wt)
 {
+	const pol_view *v = wt ? &wt->view : NULL;
 	/* A waiter owed new state that could not be given it (its token could not be checked again in time)
 	 * is never told "unchanged": a 304 would carry the new ETag without the state. It asks again. */
 	if (code == 304 && w->owed) code = 503;
@@ -71,7 +72,7 @@ void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v)
 
 	gw_hold_observe(&r->st.hold, why, cm_mono_ms() - w->start_ms);
 	waiter_detach(r, w);
-	r->io.reply(r->io.arg, w, code, v, flags, gw_hold_reason_name(why));
+	r->io.reply(r->io.arg, w, code, v, wt ? &wt->render : NULL, flags, gw_hold_reason_name(why));
 	r->st.answers[w->kind][gw_http_status_index(code)]++;
 	rlog_debug(w->rid, "answered status=%d", code);
 	free(w);
@@ -120,7 +121,7 @@ void gw_waiter_on_event(evutil_socket_t fd, short what, void *arg)
 	if ((what & EV_TIMEOUT) && w->state == GW_W_HELD) {
 		gw_watch *wt = w->sub->w;
 		r->st.answered_expiry++;
-		gw_waiter_finish(r, w, 304, &wt->view);
+		gw_waiter_finish(r, w, 304, wt);
 		gw_watch_maybe_free(wt);
 	}
 }

@@ -9,7 +9,7 @@
 
 /* Answer and free a waiter (once). `code` 200/304 use `v` (the watch's view). A waiter owed new state is
  * never told 304: it gets 503 and asks again. */
-void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, const pol_view *v);
+void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, struct gw_watch *wt);
 /* The client left: free the waiter and its connection (r->io.drop) without answering. */
 void gw_waiter_gone(gw_registry *r, gw_waiter *w);
 /* The waiter's event (w->ev): its socket, and the hold's deadline. */

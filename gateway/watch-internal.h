@@ -28,6 +28,7 @@ typedef struct gw_watch {
 	int64_t id;
 	have_state have;
 	pol_view view;
+	void *render;   /* the seam's rendering of this view (registry-io.h: reply), or NULL; freed with the view */
 	bool stale;     /* the view may predate a lost NOTIFY: read before trusting it */
 	bool closed;    /* terminal: answered, never held again, NOTIFYs ignored */
 	bool dirty;     /* in the dirty list of its kind */
@@ -127,6 +128,7 @@ void gw_sub_free(gw_registry *r, gw_sub *s);
 bool gw_sub_fresh(const gw_registry *r, const gw_sub *s, int64_t now);
 bool gw_sub_idle(const gw_sub *s);
 bool gw_view_fresh(const gw_watch *w);
+void gw_watch_clear_view(gw_watch *w);
 void gw_watch_free(gw_watch *w);
 void gw_watch_maybe_free(gw_watch *w);
 void gw_watch_arm(gw_watch *w, int64_t ms);

@@ -203,6 +203,14 @@ bool gw_view_fresh(const gw_watch *w)
 	return !w->stale && !w->dirty && !w->in_flight;
 }
 
+/* Drop the view and what was rendered from it. */
+void gw_watch_clear_view(gw_watch *w)
+{
+	pol_view_clear(&w->view);
+	free(w->render);
+	w->render = NULL;
+}
+
 void gw_watch_free(gw_watch *w)
 {
 	gw_registry *r = w->reg;
@@ -213,7 +221,7 @@ void gw_watch_free(gw_watch *w)
 	evtimer_del(&w->timer);
 	cm_hmap_remove(&r->watches, &w->node);
 	r->st.watches[w->kind]--;
-	pol_view_clear(&w->view);
+	gw_watch_clear_view(w);
 	free(w);
 }
 

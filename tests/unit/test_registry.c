@@ -101,10 +101,12 @@ static int fake_readable(void *arg, gw_waiter *w, evutil_socket_t fd)
 	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0 ? -1 : 0;
 }
 
-static void fake_reply(void *arg, gw_waiter *w, int code, const pol_view *v, unsigned flags, const char *reason)
+static void fake_reply(void *arg, gw_waiter *w, int code, const pol_view *v, void **render, unsigned flags,
+                       const char *reason)
 {
 	(void)arg;
 	(void)reason;
+	(void)render;
 	assert_true(F.na < sizeof F.a / sizeof F.a[0]);
 	answer *a = &F.a[F.na++];
 	a->code = code;
