@@ -5,7 +5,8 @@
  */
 #include "pgresult_helpers.h"
 
-#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "db/access.h"
 
