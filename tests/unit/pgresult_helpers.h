@@ -23,7 +23,7 @@ static inline PGresult *one_row(int ncols, const char *const *cells)
 {
 	PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
 	PGresAttDesc att[16];
-	char names[16][8];
+	char names[16][16];
 
 	assert_non_null(res);
 	assert_true(ncols <= 16);
