@@ -87,6 +87,7 @@ TEST_OBJ_conf_engine = $(call room_obj,gateway/conf-% gateway/cidr.c policy/% co
 TEST_OBJ_conf_types  = $(call room_obj,gateway/conf-% gateway/cidr.c policy/% common/%)
 TEST_OBJ_auth    = $(call room_obj,auth/% policy/% common/%)
 TEST_OBJ_jwt     = $(call room_obj,auth/jwt.c)
+TEST_OBJ_access  = $(call room_obj,db/access.c db/queries.c common/%)
 TEST_OBJ_queries = $(call room_obj,db/queries.c common/%)
 TEST_OBJ_hints   = $(call room_obj,db/hints.c common/%)
 TEST_OBJ_pgoutput = $(call room_obj,db/pgoutput.c)
@@ -103,7 +104,7 @@ TEST_OBJ_shared  = $(call room_obj,gateway/shared.c common/%)
 TEST_OBJ_registry = $(call room_obj,gateway/registry.c gateway/reread.c gateway/decide.c gateway/answer.c \
                     gateway/waiter.c gateway/watch.c gateway/hold.c gateway/rows.c \
                     gateway/shared.c gateway/cidr.c gateway/http.c gateway/config.c gateway/conf-% \
-                    db/queries.c auth/% policy/% common/%)
+                    db/access.c db/queries.c auth/% policy/% common/%)
 test_objs = $(if $(TEST_OBJ_$(1)),$(TEST_OBJ_$(1)),$(LIB_OBJ))
 
 .SECONDEXPANSION:

@@ -13,7 +13,8 @@
  * (some request on it comes from a user whose verdict is still trusted). A row nobody it names may see,
  * and nobody needs, does not come back: it is missing, and nothing of it is kept.
  * A token re-check that fails is retried every second while requests still use the token; one that
- * straddled a LISTEN reconnect is not trusted past the moment it returns.
+ * straddled a LISTEN reconnect is not trusted past the moment it returns. The statements and their
+ * batched parameters come from db/access.h; which users a read names is decided here.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "db/access.h"
 #include "db/queries.h"
 #include "gateway/http.h"
 #include "gateway/answer.h"
@@ -43,8 +45,11 @@ typedef struct read_batch {
 	size_t n;
 	gw_watch **watches;  /* kind batches */
 	auth_token **tokens; /* token batches */
-	db_batch_params params;
+	db_batch_params params;  /* kind batches: ids, users to check, keep */
+	db_token_batch hashes;   /* token batches: the hashes looked up */
 } read_batch;
+
+_Static_assert(AUTH_HASH_LEN == DB_TOKEN_HASH_LEN, "the token lookup reads the principal cache's hashes");
 
 /* ---- the flush: one query per kind for every dirty watch ---- */
 
@@ -53,6 +58,7 @@ static void batch_free(read_batch *b)
 	if (b == NULL) return;
 	if (b->linked) TAILQ_REMOVE(&b->reg->batches, b, link);
 	db_batch_params_fini(&b->params);
+	db_token_batch_fini(&b->hashes);
 	free(b->watches);
 	free(b->tokens);
 	free(b);
@@ -303,30 +309,21 @@ static void send_token_batch(gw_registry *r)
 	b->kind = GW_KINDS;
 	b->epoch = r->epoch;
 	b->sent_ms = cm_mono_ms();
-	db_batch_params_init(&b->params);
+	db_token_batch_init(&b->hashes);
 	while ((t = TAILQ_FIRST(&r->token_dirty)) != NULL && b->n < cap) {
 		TAILQ_REMOVE(&r->token_dirty, t, batch_link);
 		t->in_batch = false;
 		t->state = AUTH_TOKEN_LOOKING;
 		b->tokens[b->n++] = t;
 	}
-	/* The hashes travel as one text[] literal of hex strings: "{h1,h2,...}", built in one allocation. */
-	char *lit = malloc(b->n * (2 * AUTH_HASH_LEN + 1) + 2);
-	if (lit == NULL) {
+	/* The hashes travel as one text[] literal (db/access.h). */
+	int rc = 0;
+	for (size_t i = 0; i < b->n && rc == 0; i++) rc = db_token_batch_add(&b->hashes, b->tokens[i]->hash);
+	if (rc != 0 || db_token_batch_finish(&b->hashes) != 0) {
 		on_token_result(b, NULL, "out of memory");
 		return;
 	}
-	size_t len = 0;
-	lit[len++] = '{';
-	for (size_t i = 0; i < b->n; i++) {
-		if (i) lit[len++] = ',';
-		auth_hash_hex(b->tokens[i]->hash, lit + len); /* writes 64 hex digits and a NUL */
-		len += 2 * AUTH_HASH_LEN;
-	}
-	lit[len++] = '}';
-	lit[len] = '\0';
-	b->params.ids = lit; /* freed with the batch */
-	const char *params[1] = {lit};
+	const char *params[1] = {b->hashes.lit};
 	r->st.token_reads++;
 	if (r->io.query(r->io.arg, db_sql_tokens, 1, params, on_token_result, b) != 0)
 		on_token_result(b, NULL, "database unavailable");

@@ -26,7 +26,7 @@
 #include <libpq-fe.h>
 
 #include "common/clock.h"
-#include "db/queries.h"
+#include "db/access.h"
 #include "gateway/registry-io.h"
 #include "gateway/watch.h"
 
