@@ -60,12 +60,12 @@ static void on_fatal(void *arg, const char *why)
 
 static const char *const CHANNELS[] = {"pollgate_run", "pollgate_access"};
 
-static db_listen *listen_new(struct event_base *base, const char *dsn, int64_t heartbeat_ms, bool check_hints,
-                             rec *r)
+static db_listen *listen_new(struct event_base *base, const char *dsn, const char *app, int64_t heartbeat_ms,
+                             bool check_hints, rec *r)
 {
 	db_listen_opts o = {
 		.conninfo = dsn,
-		.application_name = APP,
+		.application_name = app,
 		.channels = CHANNELS,
 		.n_channels = 2,
 		.connect_timeout_ms = 10000,
@@ -101,9 +101,12 @@ static void await_count(struct event_base *base, const int *v, int n, const char
 	pg_test_run_until(base, reached, &w, PG_TEST_TIMEOUT_MS, what);
 }
 
-static long session_pid(PGconn *side)
+/* Each test names its session apart, so a session a failed test left behind is never the one found. */
+static long session_pid(PGconn *side, const char *app)
 {
-	return pg_test_long(side, "SELECT coalesce(min(pid), 0) FROM pg_stat_activity WHERE application_name = '" APP "'");
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT coalesce(min(pid), 0) FROM pg_stat_activity WHERE application_name = '%s'", app);
+	return pg_test_long(side, sql);
 }
 
 /* ---- no server needed ---- */
@@ -155,7 +158,7 @@ static void test_live_notifies_reach_the_callback(void **state)
 	struct event_base *base = event_base_new();
 	PGconn *side = pg_test_connect(dsn);
 	rec r = {0};
-	db_listen *l = listen_new(base, dsn, 0, false, &r);
+	db_listen *l = listen_new(base, dsn, APP "-notify", 0, false, &r);
 
 	assert_false(db_listen_is_up(l));
 	await_count(base, &r.ups, 1, "on_up");
@@ -207,7 +210,7 @@ static void test_live_heartbeat_reads_queue_usage(void **state)
 	const char *dsn = pg_test_dsn();
 	struct event_base *base = event_base_new();
 	rec r = {0};
-	db_listen *l = listen_new(base, dsn, 100, false, &r);
+	db_listen *l = listen_new(base, dsn, APP "-heartbeat", 100, false, &r);
 	await_count(base, &r.ups, 1, "on_up");
 	pg_test_run_until(base, usage_known, l, PG_TEST_TIMEOUT_MS, "the first heartbeat");
 	assert_true(db_listen_queue_usage(l) < 0.5);
@@ -235,7 +238,7 @@ static void test_live_check_hints_counts_triggers_before_up(void **state)
 	pg_test_do(side, "CREATE TRIGGER h AFTER UPDATE ON listen_test_off FOR EACH ROW EXECUTE FUNCTION pollgate_hint('access', 'id')");
 	pg_test_do(side, "ALTER TABLE listen_test_off DISABLE TRIGGER h");
 
-	db_listen *l = listen_new(base, dsn, 0, true, &r);
+	db_listen *l = listen_new(base, dsn, APP "-hints", 0, true, &r);
 	assert_int_equal(db_listen_hints(l)->tables[DB_HINT_RUN], -1);
 	await_count(base, &r.ups, 1, "on_up");
 	/* The count was in before on_up. */
@@ -259,10 +262,10 @@ static void test_live_killed_backend_goes_down_and_comes_back(void **state)
 	PGconn *side = pg_test_connect(dsn);
 	rec r = {0};
 	char sql[64];
-	db_listen *l = listen_new(base, dsn, 0, false, &r);
+	db_listen *l = listen_new(base, dsn, APP "-kill", 0, false, &r);
 	await_count(base, &r.ups, 1, "on_up");
 
-	long pid = session_pid(side);
+	long pid = session_pid(side, APP "-kill");
 	assert_true(pid > 0);
 	snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%ld)", pid);
 	pg_test_do(side, sql);
@@ -272,7 +275,7 @@ static void test_live_killed_backend_goes_down_and_comes_back(void **state)
 
 	/* Back on its own, with on_up again (the caller re-reads), on a new backend, still listening. */
 	await_count(base, &r.ups, 2, "on_up after the reconnect");
-	assert_true(session_pid(side) != pid);
+	assert_true(session_pid(side, APP "-kill") != pid);
 	pg_test_do(side, "NOTIFY pollgate_run, '7'");
 	await_count(base, &r.n, 1, "a notification after the reconnect");
 	assert_string_equal(r.payload[0], "7");
@@ -293,11 +296,11 @@ static void test_live_silent_backend_is_caught_by_the_heartbeat(void **state)
 	struct event_base *base = event_base_new();
 	PGconn *side = pg_test_connect(dsn);
 	rec r = {0};
-	db_listen *l = listen_new(base, dsn, 200, false, &r);
+	db_listen *l = listen_new(base, dsn, APP "-silent", 200, false, &r);
 	await_count(base, &r.ups, 1, "on_up");
 
 	/* A backend that stops answering (the link went silent): the heartbeat gets no reply in time. */
-	long pid = session_pid(side);
+	long pid = session_pid(side, APP "-silent");
 	assert_true(pid > 0);
 	if (kill((pid_t)pid, SIGSTOP) != 0) {
 		db_listen_free(l);
