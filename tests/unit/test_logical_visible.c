@@ -173,10 +173,11 @@ typedef struct waitw {
 	uint64_t waits;
 } waitw;
 
+/* Also true once anything was handed over, so a hint that went too early fails at once. */
 static bool waits_reached(void *arg)
 {
 	waitw *w = arg;
-	return w->l->stats.visibility_waits >= w->waits;
+	return w->l->stats.visibility_waits >= w->waits || ((fix *)w->l->arg)->n > 0;
 }
 
 /* ---- tests ---- */
