@@ -41,6 +41,7 @@ static inline PGconn *pg_test_connect(const char *dsn)
 	PGconn *c = PQconnectdb(dsn);
 	assert_non_null(c);
 	if (PQstatus(c) != CONNECTION_OK) fail_msg("connect: %s", PQerrorMessage(c));
+	PQclear(PQexec(c, "SET client_min_messages = warning")); /* no "... does not exist, skipping" */
 	return c;
 }
 
