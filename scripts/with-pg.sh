@@ -9,7 +9,8 @@
 # logical hint source's tests need them), trust authentication. CMD runs with POLLGATE_TEST_DSN set to the
 # cluster's libpq conninfo (database `postgres`, superuser `postgres`); its exit status is the script's.
 # The server is stopped and the directory removed however the script ends (trap on EXIT, INT, TERM).
-# The server's log is printed when CMD fails. `make test-unit` runs the unit binaries under it: one
+# The server's log is printed when CMD fails. Without PostgreSQL installed it fails under CI=true, and
+# otherwise runs CMD without POLLGATE_TEST_DSN (the live tests then skip). `make test-unit` runs the unit binaries under it: one
 # cluster for the whole unit run. POLLGATE_PG_BINDIR picks the server's programs (default: the newest
 # /usr/lib/postgresql/N/bin, else initdb on PATH), as tests/integration/conftest.py does.
 set -euo pipefail
@@ -25,8 +26,14 @@ if [ -z "$bindir" ]; then
 	[ -n "$bindir" ] && [ -x "$bindir/initdb" ] || bindir=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
 fi
 if [ ! -x "$bindir/initdb" ]; then
-	echo "with-pg: no initdb (install postgresql-15: scripts/deps.sh run)" >&2
-	exit 1
+	# Under CI a missing server is an error; by hand the command runs without a DSN (its live tests skip).
+	if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+		echo "with-pg: no initdb (install postgresql-15: scripts/deps.sh run)" >&2
+		exit 1
+	fi
+	echo "with-pg: no initdb (install postgresql-15: scripts/deps.sh run); running without POLLGATE_TEST_DSN" >&2
+	unset POLLGATE_TEST_DSN
+	exec "$@"
 fi
 
 # Short path: a unix socket path is limited to ~107 bytes.
@@ -47,9 +54,19 @@ cleanup() {
 	rm -rf "$dir"
 	exit $rc
 }
+# CMD runs in the background and is waited for, so a signal to this script is acted on at once: CMD (by
+# its pid) gets SIGTERM, then the EXIT trap stops the cluster.
+child=
+on_signal() {
+	if [ -n "$child" ]; then
+		kill -TERM "$child" 2>/dev/null || true
+		wait "$child" 2>/dev/null || true
+	fi
+	exit "$1"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
 
 "${as_owner[@]}" "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-locale --no-sync >"$dir/initdb.log" 2>&1 || {
 	cat "$dir/initdb.log" >&2
@@ -77,7 +94,10 @@ started=1
 
 export POLLGATE_TEST_DSN="host=$dir port=5432 dbname=postgres user=postgres"
 rc=0
-"$@" || rc=$?
+"$@" &
+child=$!
+wait "$child" || rc=$?
+child=
 if [ $rc -ne 0 ]; then
 	echo "with-pg: '$*' exited $rc; --- postgres log tail ---" >&2
 	tail -n 30 "$dir/postgres.log" >&2 || true
