@@ -79,7 +79,9 @@ listen_addresses = ''
 unix_socket_directories = '$dir'
 port = 5432
 fsync = off
-synchronous_commit = off
+# on (fsync is off, so it costs nothing): a walsender streams only flushed WAL, and an async commit
+# would wait for the WAL writer (wal_writer_delay, 200 ms) before the logical tests see it.
+synchronous_commit = on
 full_page_writes = off
 wal_level = logical
 max_wal_senders = 10
