@@ -113,10 +113,11 @@ static void on_change(db_logical *l, lg_rel *rel, const db_pgo_tuple *old, const
 {
 	for (int i = 0; i < rel->n; i++) {
 		lg_target *t = &rel->t[i];
-		if (t->col < 0) {
+		if (t->col == -1) { /* a map row without a key column: every user */
 			tx_add(l, t->kind, -1);
 			continue;
 		}
+		if (t->col < 0) continue; /* -3: the mapped key column is missing (warned at the Relation) */
 		db_pgo_col cv;
 		if (new) {
 			db_pgo_tuple_col(new, t->col, &cv);
