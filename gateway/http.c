@@ -395,6 +395,24 @@ void gw_http_reply(gw_http_ctx *hc, struct evhttp_request *req, const char *rid,
 	if (buf) evbuffer_free(buf);
 }
 
+void gw_http_trim_input(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	struct evkeyval *kv, *next;
+	for (kv = TAILQ_FIRST(h); kv; kv = next) {
+		next = TAILQ_NEXT(kv, next);
+		if (strcasecmp(kv->key, "Connection") == 0 || strcasecmp(kv->key, "Origin") == 0 ||
+		    strcasecmp(kv->key, "If-None-Match") == 0)
+			continue;
+		/* evhttp_remove_header frees the first header of that name, which is this one: every earlier
+		 * one of the name is gone already or kept (and a kept name never gets here). */
+		char key[128];
+		if (strlen(kv->key) >= sizeof key) continue;
+		strcpy(key, kv->key);
+		evhttp_remove_header(h, key);
+	}
+}
+
 void gw_http_flush(gw_http_ctx *hc, struct evhttp_connection *evcon, const struct evhttp_request *req)
 {
 	if (evcon == NULL || (hc && hc->in_callback == req)) return;

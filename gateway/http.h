@@ -113,6 +113,10 @@ bool gw_http_origin_listed(const char *list, const char *origin);
 bool gw_http_is_preflight(const gw_http_ctx *hc, struct evhttp_request *req);
 void gw_http_preflight(gw_http_ctx *hc, struct evhttp_request *req, const char *rid);
 
+/* Drop the request's headers that nothing reads once it is handed to the registry: all but Connection
+ * (evhttp's keep-alive rule), Origin (CORS on the answer) and If-None-Match (gw_waiter.inm borrows it). */
+void gw_http_trim_input(struct evhttp_request *req);
+
 /* Send one answer. `etag` (quoted) may be NULL; body may be NULL for none (always none for 304).
  * Takes nothing; copies the body. */
 void gw_http_reply(gw_http_ctx *hc, struct evhttp_request *req, const char *rid, int code, const char *etag,

@@ -524,6 +524,9 @@ static void serve_request(struct evhttp_request *req, void *arg)
 		rlog_debug(rid, "long-poll kind=%s id=%" PRId64 " wait_ms=%" PRId64 " tok=%s", gw_kind_name(w->kind), id,
 		           w->wait_ms, tp);
 	}
+	/* Everything the answer needs from the request is taken: what stays held is its connection, not
+	 * its cookies and credentials (and no secret lingers in memory for the length of a hold). */
+	gw_http_trim_input(req);
 	gw_reg_submit(s->reg, w); /* the registry owns it now and answers it exactly once */
 	w = NULL;
 done:
