@@ -7,6 +7,10 @@
 
 A row is N waiters on R resources (waiter g watches resource g % R) and a trigger:
   paced   one change per resource, 3 ms apart (the pace nchan's HTTP publish keeps up with);
+  matched one change per resource, at the pace nchan's publisher actually kept in the same row (nchan
+          runs first, paced; a publish returns once nchan has taken it, so a busy nchan paces itself:
+          50,000 waiters on 100 channels stretched 100 publishes to ~2 s). pollgate's commits then
+          come exactly that far apart, so both servers get the same changes at the same rate;
   burst   every resource changed at once: pollgate's R changes committed within 100 ms (min(R, 20)
           transactions, 5 ms apart), nchan's R messages published as fast as its HTTP API takes them
           (4 keep-alive publisher connections, up to 8 pipelined requests in flight on each).
@@ -61,7 +65,7 @@ HOLD_S = 600             # how long a waiter asks to be held: longer than any ro
 COLLECT_S = 20.0          # how long after the last change a waiter may still be answered
 NGINX_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 DEFAULT_ROWS = ["10000x1:burst", "10000x100:paced", "10000x100:burst", "10000x10000:paced", "10000x10000:burst",
-                "50000x100:paced", "50000x100:burst", "50000x50000:burst"]
+                "50000x100:paced", "50000x100:matched", "50000x100:burst", "50000x50000:burst"]
 ALL_ROWS = DEFAULT_ROWS + ["50000x50000:paced"]
 
 
@@ -318,6 +322,9 @@ class Pollgate:
             "log_level": "warn", "max_wait": f"{HOLD_S}s",
         }
         wk, self.workers = self.plan(n)
+        for kv in filter(None, os.environ.get("BENCH_PEERS_POLLGATE_CONF", "").split(",")):
+            k, _, v = kv.partition("=")  # extra config keys, e.g. log_level=debug, for a look inside a row
+            self.conf[k.strip()] = v.strip()
         if os.environ.get("BENCH_PEERS_POLLGATE_WORKERS"):  # a fixed count, for comparing worker counts
             wk = os.environ["BENCH_PEERS_POLLGATE_WORKERS"]
             self.workers = int(wk)
@@ -364,14 +371,14 @@ class Pollgate:
         self.conn.commit()
         return t_sent, time.time()
 
-    def trigger(self, r, mode):
+    def trigger(self, r, mode, pace=PACE_S):
         """Changes every resource once; returns per resource (t_sent, t_ack)."""
         t = [None] * r
         with self.conn.cursor() as cur:
-            if mode == "paced":
+            if mode in ("paced", "matched"):
                 t0 = time.monotonic()
                 for i in range(r):
-                    delay = t0 + i * PACE_S - time.monotonic()
+                    delay = t0 + i * pace - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
                     t[i] = self._change(cur, [i])
@@ -561,9 +568,9 @@ class Nchan:
         finally:
             s.close()
 
-    def trigger(self, r, mode):
+    def trigger(self, r, mode, pace=PACE_S):
         t = [None] * r
-        if mode == "paced":
+        if mode in ("paced", "matched"):
             self._publisher(list(range(r)), t, pace_t0=time.monotonic())
             return t
         errs = []
@@ -587,7 +594,7 @@ class Nchan:
 # One row against one server
 
 
-def run_row(server, n, r, mode, workdir):
+def run_row(server, n, r, mode, workdir, pace=PACE_S):
     """Hold n waiters on r resources, change every resource, and measure. The server is running."""
     out = {"server": server.name, "N": n, "R": r, "trigger": mode, "workers": server.workers}
     pids = server.pids()
@@ -629,7 +636,9 @@ def run_row(server, n, r, mode, workdir):
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.3)  # perf attaches asynchronously; nothing to await
         tt0 = time.time()
-        changes = server.trigger(r, mode)
+        changes = server.trigger(r, mode, pace)
+        if mode == "matched":
+            out["pace_ms"] = pace * 1e3
         tt1 = time.time()
         out["trigger_seconds"] = tt1 - tt0
         sends = [c[0] for c in changes]
@@ -755,9 +764,9 @@ def parse_rows(spec):
     rows = []
     for item in spec.split(","):
         item = item.strip()
-        m = re.fullmatch(r"(\d+)x(\d+):(paced|burst)", item)
+        m = re.fullmatch(r"(\d+)x(\d+):(paced|burst|matched)", item)
         if not m:
-            raise SystemExit(f"bench-peers: bad row '{item}' (NxR:paced or NxR:burst, e.g. 10000x100:burst; "
+            raise SystemExit(f"bench-peers: bad row '{item}' (NxR:paced, NxR:burst or NxR:matched, e.g. 10000x100:burst; "
                              f"or 'default' or 'all')")
         n, r = int(m.group(1)), int(m.group(2))
         if r < 1 or n < r:
@@ -847,6 +856,8 @@ def main():
                     entry = {"row": label, "N": n, "R": r, "trigger": mode, "repeat": rep + 1,
                              "nchan_workers_asked": nw, "sides": []}
                     order = [pg, nc] if rep % 2 == 0 else [nc, pg]
+                    if mode == "matched":
+                        order = [nc, pg]  # pollgate takes the pace nchan kept
                     for server in order:
                         if a.only and server.name != a.only:
                             continue
@@ -870,7 +881,13 @@ def main():
                                 pg.start(n)
                             else:
                                 nc.start(w)
-                            side = run_row(server, n, r, mode, workdir)
+                            pace = PACE_S
+                            if mode == "matched" and server is pg:
+                                ref = [x for x in entry["sides"] if x["server"] == "nchan" and x.get("change_spread_ms")]
+                                if not ref:
+                                    raise RuntimeError("matched: no nchan pace to match in this row (run both sides)")
+                                pace = ref[0]["change_spread_ms"] / 1e3 / max(1, r - 1)
+                            side = run_row(server, n, r, mode, workdir, pace)
                         except KeyboardInterrupt:
                             raise
                         except Exception as e:

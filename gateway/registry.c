@@ -25,7 +25,10 @@ void gw_reg_submit(gw_registry *r, gw_waiter *w)
 	w->reg = r;
 	w->state = GW_W_NEW;
 	evutil_socket_t fd = r->io.attach(r->io.arg, w);
-	event_assign(&w->ev, r->base, fd, fd >= 0 ? EV_CLOSED | EV_READ | EV_PERSIST : EV_PERSIST, gw_waiter_on_event, w);
+	/* EV_READ alone: a FIN reads as end of file (r->io.readable tells), and the socket's epoll interest is
+	 * then the one evhttp's own read event has, so handing the socket from one to the other at hold and
+	 * at answer changes nothing in the kernel (libevent's changelist folds the pair into no call). */
+	event_assign(&w->ev, r->base, fd, fd >= 0 ? EV_READ | EV_PERSIST : EV_PERSIST, gw_waiter_on_event, w);
 	if (fd >= 0) event_add(&w->ev, NULL);
 
 	auth_token *t = auth_cache_get(r->tokens, w->token_hash);

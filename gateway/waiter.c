@@ -1,7 +1,7 @@
 /*
  * gateway/waiter.c — one waiter's end: unlinking it from whatever list it is on, answering it through the
  * seam (r->io.reply) and freeing it, freeing it when its client leaves (r->io.drop), and its event: the
- * client's socket (EV_CLOSED, and EV_READ sorted out by r->io.readable) plus the hold's deadline on the
+ * client's socket (EV_READ, sorted out by r->io.readable: data, a FIN or a reset) plus the hold's deadline on the
  * timer heap. Below deciding and bulk answering; calls only watch.c.
  */
 #include <stdlib.h>
@@ -15,8 +15,9 @@
 #include "gateway/waiter.h"
 #include "gateway/watch-internal.h"
 
-/* Unlink a waiter from whatever list it is on and drop its references. */
-static void waiter_detach(gw_registry *r, gw_waiter *w)
+/* Unlink a waiter from whatever list it is on and drop its references; its event stays with the caller
+ * (gw_waiter_finish takes it off only after the answer, see there). */
+static void waiter_unlink(gw_registry *r, gw_waiter *w)
 {
 	gw_sub *s = w->sub;
 	switch (w->state) {
@@ -53,8 +54,13 @@ static void waiter_detach(gw_registry *r, gw_waiter *w)
 		w->token->users--;
 		w->token = NULL;
 	}
-	event_del(&w->ev);
 	r->outstanding--;
+}
+
+static void waiter_detach(gw_registry *r, gw_waiter *w)
+{
+	waiter_unlink(r, w);
+	event_del(&w->ev);
 }
 
 /* Answer and free a waiter with status `code`; a 200/304 carries the view of `wt` (else NULL). */
@@ -71,8 +77,12 @@ void gw_waiter_finish(gw_registry *r, gw_waiter *w, int code, gw_watch *wt)
 	gw_hold_reason why = gw_hold_classify(code, held, r->draining, v && v->terminal, at_cap);
 
 	gw_hold_observe(&r->st.hold, why, cm_mono_ms() - w->start_ms);
-	waiter_detach(r, w);
+	waiter_unlink(r, w);
 	r->io.reply(r->io.arg, w, code, v, wt ? &wt->render : NULL, flags, gw_hold_reason_name(why));
+	/* Off the socket only now: on keep-alive the answer has re-armed evhttp's read event on it, so the
+	 * socket's epoll interest never drops and libevent makes no epoll_ctl call for the hand-over (a
+	 * delete first would cost one per answer). A socket the answer closed is gone from epoll already. */
+	event_del(&w->ev);
 	r->st.answers[w->kind][gw_http_status_index(code)]++;
 	rlog_debug(w->rid, "answered status=%d", code);
 	free(w);
@@ -93,7 +103,7 @@ void gw_waiter_gone(gw_registry *r, gw_waiter *w)
 	if (wt) gw_watch_maybe_free(wt);
 }
 
-/* The waiter's socket: EV_CLOSED catches a FIN (EPOLLRDHUP) and EV_READ the rest, which the seam's
+/* The waiter's socket: EV_READ reports a FIN, a reset or pipelined bytes, which the seam's
  * readable() sorts out (registry-io.c: every readable event must end in freeing the waiter or in an
  * empty receive queue, or the loop spins). Without a socket (fd -1) the event is the hold's timer. */
 void gw_waiter_on_event(evutil_socket_t fd, short what, void *arg)
