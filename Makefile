@@ -103,6 +103,7 @@ TEST_OBJ_cache   = $(call room_obj,auth/cache.c auth/auth.c common/%)
 TEST_OBJ_digest  = $(call room_obj,common/digest.c)
 TEST_OBJ_duration = $(call room_obj,policy/duration.c)
 TEST_OBJ_conf_redact = $(call room_obj,gateway/conf-redact.c)
+TEST_OBJ_conf_policy = $(call room_obj,gateway/conf-engine.c gateway/conf-policy.c policy/% common/%)
 # The registry without its production seam (registry-io.c: the pool and evhttp): a fake reader and reply.
 TEST_OBJ_registry = $(call room_obj,gateway/registry.c gateway/reread.c gateway/decide.c gateway/answer.c \
                     gateway/waiter.c gateway/watch.c gateway/hold.c gateway/rows.c \
