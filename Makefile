@@ -107,6 +107,9 @@ TEST_OBJ_conf_policy = $(call room_obj,gateway/conf-engine.c gateway/conf-policy
 # /metrics over figures the test supplies: it defines the registry's and the db rooms' getters itself.
 TEST_OBJ_metrics = $(call room_obj,gateway/metrics.c gateway/shared.c gateway/hold.c gateway/http.c gateway/watch.c \
                    db/hints.c auth/cache.c policy/% common/%)
+# The supervisor forks real workers; it folds a dead worker's figures through metrics.c, whose getters reach
+# every room, so it links them all.
+TEST_OBJ_supervisor = $(LIB_OBJ)
 # The registry without its production seam (registry-io.c: the pool and evhttp): a fake reader and reply.
 TEST_OBJ_registry = $(call room_obj,gateway/registry.c gateway/reread.c gateway/decide.c gateway/answer.c \
                     gateway/waiter.c gateway/watch.c gateway/hold.c gateway/rows.c \
