@@ -110,6 +110,8 @@ TEST_OBJ_metrics = $(call room_obj,gateway/metrics.c gateway/shared.c gateway/ho
 # The supervisor forks real workers; it folds a dead worker's figures through metrics.c, whose getters reach
 # every room, so it links them all.
 TEST_OBJ_supervisor = $(LIB_OBJ)
+# The front over real HTTP, with the registry on its fake seam (no registry-io.c) and no database.
+TEST_OBJ_server = $(filter-out $(BUILD)/gateway/registry-io.o $(BUILD)/gateway/supervisor.o,$(LIB_OBJ))
 # The registry without its production seam (registry-io.c: the pool and evhttp): a fake reader and reply.
 TEST_OBJ_registry = $(call room_obj,gateway/registry.c gateway/reread.c gateway/decide.c gateway/answer.c \
                     gateway/waiter.c gateway/watch.c gateway/hold.c gateway/rows.c \
