@@ -109,6 +109,19 @@ TEST_OBJ_hist    = $(call room_obj,common/hist.c)
 TEST_OBJ_rows    = $(call room_obj,gateway/rows.c)
 TEST_OBJ_cidr    = $(call room_obj,gateway/cidr.c)
 TEST_OBJ_shared  = $(call room_obj,gateway/shared.c common/%)
+TEST_OBJ_cache   = $(call room_obj,auth/cache.c auth/auth.c common/%)
+TEST_OBJ_digest  = $(call room_obj,common/digest.c)
+TEST_OBJ_duration = $(call room_obj,policy/duration.c)
+TEST_OBJ_conf_redact = $(call room_obj,gateway/conf-redact.c)
+TEST_OBJ_conf_policy = $(call room_obj,gateway/conf-engine.c gateway/conf-policy.c policy/% common/%)
+# /metrics over figures the test supplies: it defines the registry's and the db rooms' getters itself.
+TEST_OBJ_metrics = $(call room_obj,gateway/metrics.c gateway/shared.c gateway/hold.c gateway/http.c gateway/watch.c \
+                   db/hints.c auth/cache.c policy/% common/%)
+# The supervisor forks real workers; it folds a dead worker's figures through metrics.c, whose getters reach
+# every room, so it links them all.
+TEST_OBJ_supervisor = $(LIB_OBJ)
+# The front over real HTTP, with the registry on its fake seam (no registry-io.c) and no database.
+TEST_OBJ_server = $(filter-out $(BUILD)/gateway/registry-io.o $(BUILD)/gateway/supervisor.o,$(LIB_OBJ))
 # The registry without its production seam (registry-io.c: the pool and evhttp): a fake reader and reply.
 TEST_OBJ_registry = $(call room_obj,gateway/registry.c gateway/reread.c gateway/decide.c gateway/answer.c \
                     gateway/waiter.c gateway/watch.c gateway/hold.c gateway/rows.c \

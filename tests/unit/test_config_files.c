@@ -342,29 +342,11 @@ static void test_value_too_long_to_write_back_is_an_error(void **state)
 	free(text);
 }
 
-/* --print-config never shows the database password, in either connection-string form. */
+/* --print-config never shows the database password (the masking itself, in both connection-string forms,
+ * is test_conf_redact.c's). */
 static void test_print_config_redacts_the_database_password(void **state)
 {
-	static const struct {
-		const char *in, *want;
-	} cases[] = {
-		{"postgresql://gw:s3cret@db.example:5432/app", "postgresql://gw:REDACTED@db.example:5432/app"},
-		{"postgres://gw:s3cr@t@db/app?sslmode=require", "postgres://gw:REDACTED@db/app?sslmode=require"},
-		{"postgresql://gw@db/app?password=s3cret&sslmode=require",
-		 "postgresql://gw@db/app?password=REDACTED&sslmode=require"},
-		{"postgresql://db/app", "postgresql://db/app"},
-		{"host=db user=gw password=s3cret dbname=app", "host=db user=gw password=REDACTED dbname=app"},
-		{"host=db password = s3cret dbname=app", "host=db password = REDACTED dbname=app"},
-		{"host=db password='s3 c\\'ret' dbname=app", "host=db password=REDACTED dbname=app"},
-		{"password=s3cret", "password=REDACTED"},
-		{"", ""},
-	};
-	char out[256];
 	(void)state;
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		conf_redact_conninfo(cases[i].in, out, sizeof out);
-		if (strcmp(out, cases[i].want) != 0) fail_msg("redact(%s) = '%s', want '%s'", cases[i].in, out, cases[i].want);
-	}
 	conf *c = load_ok("database = \"host=db user=gw password='s3 cret' dbname=app\"\n");
 	char *all = dump(c);
 	assert_null(strstr(all, "s3"));
