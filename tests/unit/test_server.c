@@ -35,6 +35,7 @@
 #include <jansson.h>
 
 #include "common/log.h"
+#include "db/access.h"
 #include "db/queries.h"
 #include "gateway/config.h"
 #include "gateway/http.h"
@@ -90,11 +91,13 @@ static int fake_readable(void *arg, gw_waiter *w, evutil_socket_t fd)
 	(void)fd;
 	return 0;
 }
-static void fake_reply(void *arg, gw_waiter *w, int code, const pol_view *v, unsigned flags, const char *reason)
+static void fake_reply(void *arg, gw_waiter *w, int code, const pol_view *v, void **render, unsigned flags,
+                       const char *reason)
 {
 	(void)arg;
 	(void)w;
 	(void)v;
+	(void)render;
 	(void)flags;
 	(void)reason;
 	if (F.cb != NULL) fail_msg("the registry answered %d before its read ended", code);
