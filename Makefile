@@ -54,7 +54,8 @@ LIB_SRC  := $(filter-out gateway/main.c,$(LIB_SRC))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/gateway/main.o
 
-UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+# tests/unit mirrors the tree: tests/unit/<room>/test_<module>.c tests <room>/<module>.c.
+UNIT_SRC := $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps test test-unit test-integration run test-run clean bench
@@ -75,7 +76,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-# A unit test links only the rooms it tests (tests/unit/test_<name>.c -> TEST_OBJ_<name>), so one room
+# A unit test links only the rooms it tests (tests/unit/<room>/test_<name>.c -> TEST_OBJ_<name>), so one room
 # can be tested while another is mid-change. Unlisted tests link every room.
 room_obj = $(patsubst %.c,$(BUILD)/%.o,$(filter $(1),$(LIB_SRC)))
 TEST_OBJ_policy  = $(call room_obj,policy/% common/%)
@@ -101,6 +102,7 @@ TEST_OBJ_logical_hints = $(call room_obj,db/logical-hints.c db/pgoutput.c db/hin
 TEST_OBJ_logical_visible = $(call room_obj,db/logical-visible.c db/logical-hints.c db/conn.c db/pgoutput.c \
                    db/hints.c common/%)
 TEST_OBJ_http    = $(call room_obj,gateway/http.c common/%)
+TEST_OBJ_render  = $(call room_obj,gateway/render.c gateway/http.c common/%)
 TEST_OBJ_hmap    = $(call room_obj,common/%)
 TEST_OBJ_hex     = $(call room_obj,policy/% common/%)
 TEST_OBJ_log     = $(call room_obj,common/%)
@@ -130,9 +132,11 @@ TEST_OBJ_registry = $(call room_obj,gateway/registry.c gateway/reread.c gateway/
 test_objs = $(if $(TEST_OBJ_$(1)),$(TEST_OBJ_$(1)),$(LIB_OBJ))
 
 .SECONDEXPANSION:
-$(BUILD)/tests/test_%: tests/unit/test_%.c $$(call test_objs,$$*)
+unit_name = $(patsubst test_%,%,$(notdir $(1)))
+$(BUILD)/tests/%: tests/unit/%.c $$(call test_objs,$$(call unit_name,$$*))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(call test_objs,$*) $(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs cmocka 2>/dev/null)
+	$(CC) $(CFLAGS) -o $@ $< $(call test_objs,$(call unit_name,$*)) $(LDFLAGS) $(LDLIBS) \
+		$(shell pkg-config --libs cmocka 2>/dev/null)
 
 deps:
 	@scripts/deps.sh

@@ -679,6 +679,9 @@ def run_row(server, n, r, mode, workdir, pace=PACE_S):
             lat.append((t2 - changes[res][0]) * 1e3)
             lat_ack.append((t2 - changes[res][1]) * 1e3)
             dones.append(t2)
+    if os.environ.get("BENCH_PEERS_DUMP"):
+        # every waiter's (resource, status, answer time) and every change's (sent, acked): for plots
+        Path(os.environ["BENCH_PEERS_DUMP"]).write_text(json.dumps({"changes": changes, "rows": rows}))
     out["statuses"] = {str(k): v for k, v in sorted(statuses.items())}
     out["misses"] = sum(misses.values()) + (n - len(rows))
     out["miss_kinds"] = misses
@@ -764,6 +767,9 @@ def parse_rows(spec):
     rows = []
     for item in spec.split(","):
         item = item.strip()
+        if item in ("default", "all"):  # a named set inside a list: 'default,100000x100:burst'
+            rows += [x for x in (DEFAULT_ROWS if item == "default" else ALL_ROWS) if x not in rows]
+            continue
         m = re.fullmatch(r"(\d+)x(\d+):(paced|burst|matched)", item)
         if not m:
             raise SystemExit(f"bench-peers: bad row '{item}' (NxR:paced, NxR:burst or NxR:matched, e.g. 10000x100:burst; "

@@ -9,7 +9,7 @@
 
 /* A wake answers at most this many waiters per loop iteration, so the first answers are written while
  * later ones are still to be built, and a wake of 100,000 never holds 100,000 built answers at once. */
-#define GW_ANSWER_SLICE 1024
+#define GW_ANSWER_SLICE 256
 /* The sub's held waiters are now due a 200 with the watch's view: queue them for the next slices. */
 void gw_sub_answer_changed(gw_registry *r, gw_sub *s);
 /* The sub lost access (or its resource is gone): answer its held and queued waiters 404 now. */

@@ -2,7 +2,7 @@
  * gateway/registry-io.h — the registry's seam to the outside: how it reads the database and how it
  * talks to a waiter's connection. The registry (registry.c down to watch.c) calls nothing else outside
  * itself for either: production passes the functions in registry-io.c (db_pool_query and evhttp), the
- * unit test (tests/unit/test_registry.c) a fake reader that hands back made-up results when it says so
+ * unit test (tests/unit/gateway/test_registry.c) a fake reader that hands back made-up results when it says so
  * and a fake reply that records each answer.
  */
 #ifndef POLLGATE_GATEWAY_REGISTRY_IO_H

@@ -47,6 +47,12 @@ gw_render *gw_render_new(const char *etag, size_t body_len)
 	return rd;
 }
 
+const char *gw_render_head(const gw_render *rd, int code, size_t *len)
+{
+	*len = code == 200 ? rd->len200 : rd->len304;
+	return code == 200 ? rd->head200 : rd->head304;
+}
+
 /* The Date line's value, formatted once a second (the context keeps it: one per process). */
 static const char *date_now(gw_http_ctx *hc)
 {
@@ -113,8 +119,10 @@ void gw_render_send(gw_http_ctx *hc, struct evhttp_request *req, const char *rid
 		gw_http_reply(hc, req, rid, code, etag, code == 200 ? body : NULL, code == 200 ? body_len : 0, flags);
 		return;
 	}
+	size_t head_len;
+	const char *head_bytes = gw_render_head(rd, code, &head_len);
 	struct iovec iov[3] = {
-	    {(void *)(code == 200 ? rd->head200 : rd->head304), code == 200 ? rd->len200 : rd->len304},
+	    {(void *)head_bytes, head_len},
 	    {lines, (size_t)nl},
 	    {(void *)body, code == 200 && !head ? body_len : 0},
 	};

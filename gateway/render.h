@@ -30,6 +30,10 @@ typedef struct gw_render gw_render; /* one malloc'd block: free() releases it */
 /* The shared lines of one version: `etag` quoted, as sent; body_len the body's length. NULL: no memory. */
 gw_render *gw_render_new(const char *etag, size_t body_len);
 
+/* The shared head of a 200 (code 200) or a 304 (any other code): status line and shared header lines,
+ * each ending in CRLF, without the blank line that ends a head; its length in *len. */
+const char *gw_render_head(const gw_render *rd, int code, size_t *len);
+
 /* Answer a held request with 200 (the body; none for HEAD) or 304, from its version's rendering `rd`
  * (NULL: built for this answer only). `etag` and the body are the view's; `flags` GW_REPLY_*. The access
  * line is written as gw_http_reply() writes it. req is finished or handed to evhttp on return. */

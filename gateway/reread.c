@@ -47,6 +47,7 @@ typedef struct read_batch {
 	auth_token **tokens; /* token batches */
 	db_batch_params params;  /* kind batches: ids, users to check, keep */
 	db_token_batch hashes;   /* token batches: the hashes looked up */
+	bool sweep;              /* carries safety-net watches (counted in reg->sweeps_in_flight) */
 } read_batch;
 
 _Static_assert(AUTH_HASH_LEN == DB_TOKEN_HASH_LEN, "the token lookup reads the principal cache's hashes");
@@ -57,6 +58,7 @@ static void batch_free(read_batch *b)
 {
 	if (b == NULL) return;
 	if (b->linked) TAILQ_REMOVE(&b->reg->batches, b, link);
+	if (b->sweep) b->reg->sweeps_in_flight--;
 	db_batch_params_fini(&b->params);
 	db_token_batch_fini(&b->hashes);
 	free(b->watches);
@@ -329,6 +331,14 @@ static void send_token_batch(gw_registry *r)
 		on_token_result(b, NULL, "database unavailable");
 }
 
+/* A safety-net sweep (thousands of watches due on one tick) reads on one connection at a time, so
+ * another stays free for the read a hint asks for: a change is never queued behind a sweep. With one
+ * connection there is nothing to keep free. */
+static bool sweep_may_start(const gw_registry *r)
+{
+	return r->sweeps_in_flight == 0 || r->cfg->db_pool_size < 2;
+}
+
 static void send_kind_batch(gw_registry *r, gw_kind kind)
 {
 	read_batch *b = calloc(1, sizeof *b);
@@ -354,6 +364,11 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 	for (w = TAILQ_FIRST(&r->dirty[kind]); w && b->n < cap; w = next) {
 		next = TAILQ_NEXT(w, dirty_link);
 		if (w->in_flight) continue; /* read again when the one in flight returns */
+		if (w->wake_cause == CAUSE_SAFETY && !b->sweep) {
+			if (!sweep_may_start(r)) break; /* the rest are the safety net's too */
+			b->sweep = true;
+			r->sweeps_in_flight++;
+		}
 		size_t nu = 0;
 		bool keep = false;
 		gw_sub *s;
@@ -376,15 +391,13 @@ static void send_kind_batch(gw_registry *r, gw_kind kind)
 		if (nu == 0 && !keep) {
 			/* Nobody to check and no request on it: a cache nobody waits on. Reading it would return
 			 * nothing (no row is kept for nobody); distrust it instead, as a NOTIFY does for an idle one. */
-			TAILQ_REMOVE(&r->dirty[kind], w, dirty_link);
-			w->dirty = false;
+			gw_watch_undirty(w);
 			w->stale = true;
 			gw_watch_maybe_free(w);
 			continue;
 		}
 		if (db_batch_params_add(&b->params, w->id, users, nu, keep) != 0) break;
-		TAILQ_REMOVE(&r->dirty[kind], w, dirty_link);
-		w->dirty = false;
+		gw_watch_undirty(w);
 		w->kept = keep;
 		w->in_flight = true;
 		if (w->wake_cause == CAUSE_NOTIFY) r->st.wakes_notify++;
@@ -413,7 +426,7 @@ static bool has_sendable(gw_registry *r, gw_kind kind)
 {
 	gw_watch *w;
 	TAILQ_FOREACH(w, &r->dirty[kind], dirty_link)
-		if (!w->in_flight) return true;
+		if (!w->in_flight) return w->wake_cause != CAUSE_SAFETY || sweep_may_start(r);
 	return false;
 }
 

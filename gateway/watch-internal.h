@@ -92,7 +92,11 @@ struct gw_registry {
 	cm_hmap user_subs; /* gw_user by user id */
 	TAILQ_HEAD(, gw_sub) answer_q; /* subs with waiters due a 200 */
 	struct event *answer_ev;       /* answers the next slice of answer_q */
+	/* Watches to read, per kind: those a hint (or a new request) made dirty first, then the safety net's,
+	 * from dirty_safety[kind] on (NULL: none). A sweep of the safety net never delays a change. */
 	TAILQ_HEAD(, gw_watch) dirty[GW_KINDS];
+	struct gw_watch *dirty_safety[GW_KINDS];
+	unsigned sweeps_in_flight; /* reads in flight that carry safety-net watches */
 	TAILQ_HEAD(, auth_token) token_dirty;
 	TAILQ_HEAD(, auth_token) token_retry; /* re-checks that failed, looked up again by token_retry_ev */
 	TAILQ_HEAD(, read_batch) batches;     /* reads in flight: the pool drops them unanswered at exit */
@@ -143,6 +147,8 @@ void gw_counter_put(cm_hmap *m, gw_counter *c);
 /* Queue a watch for the next batched read (CAUSE_*), and ask for the flush (not the quiet one). */
 void gw_watch_mark_dirty(gw_watch *w, int cause);
 void gw_watch_mark_dirty_quiet(gw_watch *w, int cause);
+/* Take a watch off its dirty list (it is being read, or freed). */
+void gw_watch_undirty(gw_watch *w);
 /* Ask for the deferred flush: at the end of this loop iteration, or a few milliseconds later (safety-net
  * ticks). The flush itself is reread.c's (gw_on_flush, the callback of r->flush_ev/flush_soon_ev). */
 void gw_schedule_flush(gw_registry *r);

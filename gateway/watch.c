@@ -216,7 +216,7 @@ void gw_watch_free(gw_watch *w)
 	gw_registry *r = w->reg;
 	gw_sub *s;
 	while ((s = LIST_FIRST(&w->subs)) != NULL) gw_sub_free(r, s);
-	if (w->dirty) TAILQ_REMOVE(&r->dirty[w->kind], w, dirty_link);
+	gw_watch_undirty(w);
 	if (w->retry_on_up) r->n_retry_on_up--;
 	evtimer_del(&w->timer);
 	cm_hmap_remove(&r->watches, &w->node);
@@ -236,13 +236,31 @@ void gw_watch_maybe_free(gw_watch *w)
 	gw_watch_free(w);
 }
 
-/* Queue a watch for the next batched read without scheduling the flush. */
+void gw_watch_undirty(gw_watch *w)
+{
+	gw_registry *r = w->reg;
+	if (!w->dirty) return;
+	if (r->dirty_safety[w->kind] == w) r->dirty_safety[w->kind] = TAILQ_NEXT(w, dirty_link);
+	TAILQ_REMOVE(&r->dirty[w->kind], w, dirty_link);
+	w->dirty = false;
+}
+
+/* Queue a watch for the next batched read without scheduling the flush. A safety-net read goes to the
+ * back; anything else goes ahead of every safety-net read, and takes over a safety-net read already
+ * queued for the watch (a hint during a sweep is read first, and counted as a hint). */
 void gw_watch_mark_dirty_quiet(gw_watch *w, int cause)
 {
 	gw_registry *r = w->reg;
-	if (!w->dirty) {
-		w->dirty = true;
-		w->wake_cause = cause;
+	if (w->dirty && (cause == CAUSE_SAFETY || w->wake_cause != CAUSE_SAFETY)) return;
+	gw_watch_undirty(w);
+	w->dirty = true;
+	w->wake_cause = cause;
+	if (cause == CAUSE_SAFETY) {
+		TAILQ_INSERT_TAIL(&r->dirty[w->kind], w, dirty_link);
+		if (r->dirty_safety[w->kind] == NULL) r->dirty_safety[w->kind] = w;
+	} else if (r->dirty_safety[w->kind] != NULL) {
+		TAILQ_INSERT_BEFORE(r->dirty_safety[w->kind], w, dirty_link);
+	} else {
 		TAILQ_INSERT_TAIL(&r->dirty[w->kind], w, dirty_link);
 	}
 }
