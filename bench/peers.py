@@ -624,6 +624,8 @@ def run_row(server, n, r, mode, workdir, pace=PACE_S):
         rss1 = rss_kb(pids)
         out["rss_kb"] = {"before": rss0, "held": rss1}
         out["bytes_per_waiter"] = (rss1 - rss0) * 1024 / n
+        if os.environ.get("BENCH_PEERS_METRICS") and server.name == "pollgate":
+            Path(os.environ["BENCH_PEERS_METRICS"] + ".held").write_text(http_get(server.host, server.port, "/metrics")[1])
         cpu0, lcpu0 = cpu_s(pids), cpu_s(lg.pids)
         perf = None
         if os.environ.get("BENCH_PEERS_PERF"):
