@@ -34,6 +34,8 @@ struct pool_query {
 	int nparams;
 	const char *const *params; /* points into this allocation */
 	const char *sql;           /* points into this allocation */
+	bool stmt;                 /* run as a statement prepared once per connection (db_pool_query_stmt) */
+	bool replanned;            /* already prepared afresh once after the server refused the old plan */
 };
 
 enum pconn_state {
@@ -56,6 +58,16 @@ struct pconn {
 	bool ever_up;       /* for stats.reconnects */
 	pool_query *q;      /* owned: the query in flight (SENDING/WAITING) */
 	PGresult *res;      /* owned: its first result, kept until the query completes */
+	/* Statements prepared on this connection (db_pool_query_stmt), forgotten with the connection. What
+	 * is in flight is either q itself, or the PREPARE of stmts[preparing] with q waiting behind it. */
+	struct {
+		char *sql; /* owned copy: the key */
+		char name[24];
+	} stmts[DB_POOL_MAX_STMTS];
+	int n_stmts;
+	int preparing; /* index into stmts, or -1 */
+	int running;   /* the stmts index q runs as, or -1 */
+	unsigned stmt_gen; /* names are never reused on one connection */
 };
 
 struct db_pool {
@@ -141,6 +153,8 @@ static pool_query *query_new(const char *sql, int nparams, const char *const *pa
 	char *s = (char *)(pv + nparams);
 	memcpy(s, sql, sqllen);
 	q->sql = s;
+	q->stmt = false;
+	q->replanned = false;
 	s += sqllen;
 	for (int i = 0; i < nparams; i++) {
 		if (params[i] == NULL) {
@@ -202,6 +216,27 @@ static void query_fail(db_pool *p, pool_query *q, const char *why)
 static void pconn_start(pconn *c);
 
 /* Close the connection (if any) and schedule the next attempt after the backoff delay; returns it. */
+static void stmts_forget(pconn *c)
+{
+	for (int i = 0; i < c->n_stmts; i++) free(c->stmts[i].sql);
+	c->n_stmts = 0;
+	c->preparing = -1;
+	c->running = -1;
+}
+
+static void stmt_drop(pconn *c, int k)
+{
+	free(c->stmts[k].sql);
+	c->stmts[k] = c->stmts[--c->n_stmts];
+}
+
+static int stmt_find(const pconn *c, const char *sql)
+{
+	for (int i = 0; i < c->n_stmts; i++)
+		if (strcmp(c->stmts[i].sql, sql) == 0) return i;
+	return -1;
+}
+
 static int64_t pconn_close_and_retry(pconn *c)
 {
 	db_pool *p = c->pool;
@@ -211,6 +246,7 @@ static int64_t pconn_close_and_retry(pconn *c)
 	c->res = NULL;
 	if (c->pg) PQfinish(c->pg);
 	c->pg = NULL;
+	stmts_forget(c);
 	int64_t delay = db_conn_backoff_ms(&p->rng, p->reconnect_min_ms, p->reconnect_max_ms, c->attempt);
 	if (c->attempt < 64) c->attempt++;
 	pconn_set_state(c, PCONN_DOWN);
@@ -257,7 +293,23 @@ static void pconn_send(pconn *c, pool_query *q)
 
 	/* The socket may be closed by libpq inside these calls: never leave the event pending on it. */
 	db_conn_io_disarm(&c->io);
-	if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, q->params, NULL, NULL, 0)) {
+	/* A statement the caller runs again and again is parsed and planned once per connection: PREPARE
+	 * it first (its result comes back through pconn_complete, which then sends q), then execute it. */
+	int k = q->stmt ? stmt_find(c, q->sql) : -1;
+	bool prepare = false;
+	if (q->stmt && k < 0 && c->n_stmts < DB_POOL_MAX_STMTS && (c->stmts[c->n_stmts].sql = strdup(q->sql)) != NULL) {
+		k = c->n_stmts++;
+		snprintf(c->stmts[k].name, sizeof c->stmts[k].name, "pollgate_%u", c->stmt_gen++);
+		prepare = true;
+	}
+	int sent = prepare    ? PQsendPrepare(c->pg, c->stmts[k].name, q->sql, q->nparams, NULL)
+	           : k >= 0 ? PQsendQueryPrepared(c->pg, c->stmts[k].name, q->nparams, q->params, NULL, NULL, 0)
+	                    : PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, q->params, NULL, NULL, 0);
+	c->preparing = prepare ? k : -1;
+	c->running = prepare ? -1 : k;
+	if (!sent) {
+		if (prepare) stmt_drop(c, k);
+		c->preparing = c->running = -1;
 		db_conn_error(why, sizeof why, c->pg, &c->tag);
 		if (PQstatus(c->pg) == CONNECTION_BAD) {
 			queue_push_head(p, q);
@@ -269,7 +321,7 @@ static void pconn_send(pconn *c, pool_query *q)
 		return;
 	}
 	c->q = q;
-	p->stats.queries++;
+	if (!prepare) p->stats.queries++;
 	pconn_set_state(c, PCONN_SENDING);
 	if (p->query_timeout_ms > 0 && db_conn_timer_ms(c->timer, p->query_timeout_ms) != 0) {
 		pconn_fail(c, "cannot arm query timer");
@@ -388,6 +440,35 @@ static void pconn_complete(pconn *c)
 
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	bool ok = res && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK);
+	if (c->preparing >= 0 && PQstatus(c->pg) != CONNECTION_BAD) {
+		/* The PREPARE of q's statement is done: now run q (as itself when the PREPARE failed, so the
+		 * caller gets the server's own error for it). */
+		if (!ok) stmt_drop(c, c->preparing);
+		c->preparing = -1;
+		if (!ok) q->stmt = false;
+		if (res) PQclear(res);
+		pconn_set_state(c, PCONN_IDLE);
+		pconn_send(c, q);
+		return;
+	}
+	/* A prepared statement the server can no longer run as planned (a table or view it reads changed
+	 * its columns: "cached plan must not change result type") is prepared afresh and q runs again, once:
+	 * the caller never sees the schema change. */
+	if (!ok && c->running >= 0 && res && PQstatus(c->pg) != CONNECTION_BAD) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (state && (strcmp(state, "0A000") == 0 || strcmp(state, "26000") == 0)) {
+			stmt_drop(c, c->running);
+			c->running = -1;
+			if (!q->replanned) {
+				q->replanned = true;
+				PQclear(res);
+				pconn_set_state(c, PCONN_IDLE);
+				pconn_send(c, q);
+				return;
+			}
+		}
+	}
+	c->running = -1;
 	if (!ok) {
 		db_conn_result_error(err, sizeof err, res);
 		/* COPY would leave the connection mid-protocol: nothing we send uses it, so recycle. */
@@ -565,6 +646,8 @@ db_pool *db_pool_new(struct event_base *base, const db_pool_opts *opts)
 		pconn *c = &p->conns[i];
 		c->pool = p;
 		c->id = i;
+		c->preparing = -1;
+		c->running = -1;
 		c->state = PCONN_DOWN;
 		c->io.fd = -1;
 		c->tag.who = "pool";
@@ -598,6 +681,7 @@ void db_pool_free(db_pool *p)
 			if (c->res) PQclear(c->res);
 			if (c->pg) PQfinish(c->pg);
 			if (c->q) query_free(c->q);
+			stmts_forget(c);
 		}
 		free(p->conns);
 	}
@@ -629,6 +713,14 @@ int db_pool_query(db_pool *p, const char *sql, int nparams, const char *const *p
 	}
 	queue_push_tail(p, q);
 	pool_kick(p);
+	return 0;
+}
+
+int db_pool_query_stmt(db_pool *p, const char *sql, int nparams, const char *const *params, db_result_cb cb,
+                       void *arg)
+{
+	if (db_pool_query(p, sql, nparams, params, cb, arg) != 0) return -1;
+	p->tail->stmt = true; /* just queued, at the tail */
 	return 0;
 }
 

@@ -56,6 +56,15 @@ void db_pool_free(db_pool *p);
 int db_pool_query(db_pool *p, const char *sql, int nparams, const char *const *params, db_result_cb cb,
                   void *arg) __attribute__((warn_unused_result));
 
+/* The same for a statement run again and again: on each connection it is prepared (parsed and planned
+ * by the server) once, the first time, and executed by name afterwards; the planning PostgreSQL skips
+ * is most of a small batched read's cost. A connection prepares at most DB_POOL_MAX_STMTS statements
+ * (told apart by their text); others run unprepared. The pool forgets them with the connection, and
+ * prepares one afresh when the server says its plan no longer fits (a table or view changed). */
+#define DB_POOL_MAX_STMTS 8
+int db_pool_query_stmt(db_pool *p, const char *sql, int nparams, const char *const *params, db_result_cb cb,
+                       void *arg) __attribute__((warn_unused_result));
+
 int db_pool_connected(const db_pool *p); /* connections that are up (idle or busy) */
 int db_pool_idle(const db_pool *p);      /* connections up and with no query in flight */
 int db_pool_queued(const db_pool *p);    /* queries waiting for a connection */

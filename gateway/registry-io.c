@@ -22,7 +22,8 @@
 
 static int io_query(void *arg, const char *sql, int nparams, const char *const *params, db_result_cb cb, void *cbarg)
 {
-	return db_pool_query(((gw_reg_evhttp *)arg)->pool, sql, nparams, params, cb, cbarg);
+	/* The registry's reads are three statements run over and over: prepared once per connection. */
+	return db_pool_query_stmt(((gw_reg_evhttp *)arg)->pool, sql, nparams, params, cb, cbarg);
 }
 
 static int io_connected(void *arg)

@@ -242,6 +242,64 @@ static void chain_cb(void *arg, const PGresult *res, const char *err)
 	}
 }
 
+static void stmt(db_pool *p, const char *sql, const char *param, rec *r)
+{
+	const char *params[1] = {param};
+	assert_int_equal(db_pool_query_stmt(p, sql, 1, params, on_result, r), 0);
+}
+
+/* db_pool_query_stmt: prepared once per connection (the statement sees itself in pg_prepared_statements
+ * while it runs), executed by name afterwards, counted once per execution; a statement whose plan no
+ * longer fits (its table changed its columns) is prepared afresh and run again without the caller
+ * seeing an error; one that cannot be prepared fails with the server's error and leaves nothing behind. */
+static void test_live_statements_are_prepared_once_per_connection(void **state)
+{
+	(void)state;
+	const char *dsn = pg_test_dsn();
+	PGconn *side = pg_test_connect(dsn);
+	pg_test_do(side, "DROP TABLE IF EXISTS pollgate_stmt_t; CREATE TABLE pollgate_stmt_t (a int); "
+	                 "INSERT INTO pollgate_stmt_t VALUES (7)");
+	struct event_base *base = event_base_new();
+	rec r = {0};
+	db_pool *p = pool_new(base, dsn, 1, 10000, &r);
+	await_connected(base, p, 1);
+
+	const char *count = "SELECT count(*) FROM pg_prepared_statements WHERE $1::text IS NOT NULL";
+	stmt(p, count, "x", &r);
+	stmt(p, count, "x", &r);
+	query(p, "SELECT count(*) FROM pg_prepared_statements WHERE $1::text IS NOT NULL AND true", "x", &r);
+	await_results(base, &r, 3);
+	assert_string_equal(r.val[0], "1"); /* itself, prepared before it ran */
+	assert_string_equal(r.val[1], "1"); /* the same one again, not a second */
+	assert_string_equal(r.val[2], "1"); /* a plain query prepares nothing */
+	db_pool_stats st;
+	db_pool_get_stats(p, &st);
+	assert_int_equal(st.queries, 3);
+
+	const char *star = "SELECT * FROM pollgate_stmt_t WHERE $1::text IS NOT NULL";
+	stmt(p, star, "x", &r);
+	await_results(base, &r, 4);
+	assert_string_equal(r.val[3], "7");
+	pg_test_do(side, "ALTER TABLE pollgate_stmt_t ADD COLUMN b int");
+	stmt(p, star, "x", &r);
+	stmt(p, star, "x", &r);
+	stmt(p, "SELECT * FROM pollgate_no_such_table WHERE $1::text IS NULL", "x", &r);
+	stmt(p, count, "x", &r);
+	await_results(base, &r, 8);
+	assert_string_equal(r.val[4], "7"); /* refused as "cached plan must not change result type", run again */
+	assert_string_equal(r.val[5], "7");
+	assert_non_null(strstr(r.val[6], "pollgate_no_such_table"));
+	/* Prepared on the connection: count, star twice (the first name is never reused); not the bad one. */
+	assert_string_equal(r.val[7], "3");
+	assert_int_equal(db_pool_connected(p), 1);
+	db_pool_get_stats(p, &st);
+	assert_int_equal(st.errors, 1); /* only the bad one */
+	db_pool_free(p);
+	event_base_free(base);
+	pg_test_do(side, "DROP TABLE pollgate_stmt_t");
+	PQfinish(side);
+}
+
 static void test_live_callback_may_queue_more(void **state)
 {
 	(void)state;
@@ -428,6 +486,7 @@ int main(void)
 		cmocka_unit_test(test_live_fifo_dispatch_and_counts),
 		cmocka_unit_test(test_live_failed_statement_fails_only_itself),
 		cmocka_unit_test(test_live_callback_may_queue_more),
+		cmocka_unit_test(test_live_statements_are_prepared_once_per_connection),
 		cmocka_unit_test(test_live_killed_backend_fails_its_work_and_comes_back),
 		cmocka_unit_test(test_live_killed_backend_leaves_the_queue_to_the_other_slot),
 		cmocka_unit_test(test_live_query_timeout_recycles_the_slot),
