@@ -353,6 +353,14 @@ class Pollgate:
     def pids(self):
         return descendants(self.gw.pid)
 
+    def db_pids(self):
+        """The cluster's postmaster and every backend (the gateway's reads, the trigger's commits)."""
+        try:
+            pm = int((Path(self.cluster.datadir) / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return descendants(pm)
+
     def waiters(self, n, r):
         self.round += 1
         return [(g % r, f"/v1/runs/{g % r + 1}?wait={HOLD_S}",
@@ -626,7 +634,8 @@ def run_row(server, n, r, mode, workdir, pace=PACE_S):
         out["bytes_per_waiter"] = (rss1 - rss0) * 1024 / n
         if os.environ.get("BENCH_PEERS_METRICS") and server.name == "pollgate":
             Path(os.environ["BENCH_PEERS_METRICS"] + ".held").write_text(http_get(server.host, server.port, "/metrics")[1])
-        cpu0, lcpu0 = cpu_s(pids), cpu_s(lg.pids)
+        db_pids = server.db_pids() if hasattr(server, "db_pids") else []
+        cpu0, lcpu0, dcpu0 = cpu_s(pids), cpu_s(lg.pids), cpu_s(db_pids)
         perf = None
         if os.environ.get("BENCH_PEERS_PERF"):
             # a profile of the server during the wake only: BENCH_PEERS_PERF=DIR writes DIR/<server>-<row>.data
@@ -652,6 +661,9 @@ def run_row(server, n, r, mode, workdir, pace=PACE_S):
                 break
             time.sleep(0.05)
         cpu1, lcpu1 = cpu_s(pids), cpu_s(lg.pids)
+        if db_pids:
+            # PostgreSQL's share of the wake: the trigger's commits and every worker's re-reads
+            out["db_cpu_s"] = cpu_s(db_pids) - dcpu0
         if perf is not None:
             perf.send_signal(signal.SIGINT)
             perf.wait()

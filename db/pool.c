@@ -68,6 +68,8 @@ struct pconn {
 	int preparing; /* index into stmts, or -1 */
 	int running;   /* the stmts index q runs as, or -1 */
 	unsigned stmt_gen; /* names are never reused on one connection */
+	bool generic;      /* plan_cache_mode set for this session (or tried: a server without it is left alone) */
+	bool setting;      /* that SET is in flight, q waiting behind it */
 };
 
 struct db_pool {
@@ -222,6 +224,8 @@ static void stmts_forget(pconn *c)
 	c->n_stmts = 0;
 	c->preparing = -1;
 	c->running = -1;
+	c->generic = false;
+	c->setting = false;
 }
 
 static void stmt_drop(pconn *c, int k)
@@ -297,6 +301,16 @@ static void pconn_send(pconn *c, pool_query *q)
 	 * it first (its result comes back through pconn_complete, which then sends q), then execute it. */
 	int k = q->stmt ? stmt_find(c, q->sql) : -1;
 	bool prepare = false;
+	/* Before its first PREPARE a session is told to keep one generic plan per statement: with the
+	 * default, PostgreSQL plans every execution again for these array parameters (custom plans look
+	 * as good), and the planning is what preparing was meant to save (docs/database.md). */
+	c->setting = q->stmt && k < 0 && !c->generic && c->n_stmts < DB_POOL_MAX_STMTS;
+	if (c->setting) {
+		c->running = -1;
+		if (PQsendQuery(c->pg, "SET plan_cache_mode = force_generic_plan")) goto in_flight;
+		c->setting = false;
+		c->generic = true; /* not again on this connection; q goes below */
+	}
 	if (q->stmt && k < 0 && c->n_stmts < DB_POOL_MAX_STMTS && (c->stmts[c->n_stmts].sql = strdup(q->sql)) != NULL) {
 		k = c->n_stmts++;
 		snprintf(c->stmts[k].name, sizeof c->stmts[k].name, "pollgate_%u", c->stmt_gen++);
@@ -320,8 +334,9 @@ static void pconn_send(pconn *c, pool_query *q)
 		query_fail(p, q, why);
 		return;
 	}
+in_flight:
 	c->q = q;
-	if (!prepare) p->stats.queries++;
+	if (!prepare && !c->setting) p->stats.queries++;
 	pconn_set_state(c, PCONN_SENDING);
 	if (p->query_timeout_ms > 0 && db_conn_timer_ms(c->timer, p->query_timeout_ms) != 0) {
 		pconn_fail(c, "cannot arm query timer");
@@ -440,6 +455,15 @@ static void pconn_complete(pconn *c)
 
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	bool ok = res && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK);
+	if (c->setting && PQstatus(c->pg) != CONNECTION_BAD) {
+		/* The session's plan_cache_mode is set (or the server has none: the default stays). */
+		c->setting = false;
+		c->generic = true;
+		if (res) PQclear(res);
+		pconn_set_state(c, PCONN_IDLE);
+		pconn_send(c, q);
+		return;
+	}
 	if (c->preparing >= 0 && PQstatus(c->pg) != CONNECTION_BAD) {
 		/* The PREPARE of q's statement is done: now run q (as itself when the PREPARE failed, so the
 		 * caller gets the server's own error for it). */

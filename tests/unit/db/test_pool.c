@@ -291,6 +291,10 @@ static void test_live_statements_are_prepared_once_per_connection(void **state)
 	assert_non_null(strstr(r.val[6], "pollgate_no_such_table"));
 	/* Prepared on the connection: count, star twice (the first name is never reused); not the bad one. */
 	assert_string_equal(r.val[7], "3");
+	/* and the session keeps one generic plan per statement (planning once is the point) */
+	stmt(p, "SELECT current_setting('plan_cache_mode') WHERE $1::text IS NOT NULL", "x", &r);
+	await_results(base, &r, 9);
+	assert_string_equal(r.val[8], "force_generic_plan");
 	assert_int_equal(db_pool_connected(p), 1);
 	db_pool_get_stats(p, &st);
 	assert_int_equal(st.errors, 1); /* only the bad one */
